@@ -1,0 +1,32 @@
+import { InvalidRequestError } from '../errors/index.js';
+import { canonicalSha256 } from '../util/ids.js';
+
+export const MAX_ARGUMENTS_BYTES = 1024 * 1024;
+
+export interface ParsedArguments {
+  value: Record<string, unknown>;
+  /** JSON text, as items carry it. */
+  text: string;
+  sha256: string;
+}
+
+/** `arguments`: JSON text or an object (≤ 1 MiB); absent means `{}`. */
+export function parseArguments(raw: unknown, param = 'arguments'): ParsedArguments {
+  let value: unknown = raw ?? {};
+  if (typeof raw === 'string') {
+    if (Buffer.byteLength(raw) > MAX_ARGUMENTS_BYTES) throw tooBig(param);
+    try {
+      value = raw.trim() === '' ? {} : JSON.parse(raw);
+    } catch {
+      throw new InvalidRequestError('invalid_value', `${param} is not valid JSON.`, { param });
+    }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidRequestError('invalid_value', `${param} must be a JSON object.`, { param });
+  }
+  const text = JSON.stringify(value);
+  if (Buffer.byteLength(text) > MAX_ARGUMENTS_BYTES) throw tooBig(param);
+  return { value: value as Record<string, unknown>, text, sha256: canonicalSha256(value) };
+}
+
+const tooBig = (param: string) => new InvalidRequestError('invalid_value', `${param} is larger than 1 MiB.`, { param });

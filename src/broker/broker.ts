@@ -1,0 +1,271 @@
+import type { Logger } from 'pino';
+import type { Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { ApprovalService } from '../approvals/service.js';
+import type { ApprovalRecord } from '../approvals/record.js';
+import type { WebhookDispatcher, WebhookEndpoint } from '../approvals/webhooks.js';
+import type { Catalog, CatalogTool, DefinitionChanged } from '../catalog/catalog.js';
+import { expandRefs } from '../config/expand.js';
+import { ExternalConnectorError, RateLimitError, UpstreamError, retryAfter, type ApiError } from '../errors/index.js';
+import { BrokerCapacityError, classifyUpstreamError, type UpstreamFailure } from '../mcp/failure.js';
+import type { Upstreams } from '../mcp/upstreams.js';
+import type { Metrics } from '../obs/metrics.js';
+import { effectiveAllowed, effectiveNeedsApproval } from '../policy/policy.js';
+import type { RegistryStore } from '../registry/store.js';
+import { scrub } from '../util/scrub.js';
+import { parseArguments, type ParsedArguments } from './arguments.js';
+import {
+  approvalRequestItem,
+  callItem,
+  listToolsItem,
+  outcomeOfResult,
+  protocolError,
+  type CallOutcome,
+  type McpApprovalRequestItem,
+  type McpCallItem,
+  type McpListToolsItem,
+} from './items.js';
+import { resolveServer, type ResolvedServer, type ResolveSettings } from './resolve.js';
+import type { McpToolParam } from './toolParam.js';
+
+export interface BrokerDeps {
+  registry: RegistryStore;
+  catalog: Catalog;
+  upstreams: Upstreams;
+  approvals: ApprovalService;
+  webhooks: WebhookDispatcher;
+  settings: ResolveSettings;
+  defaultWebhook: WebhookEndpoint | undefined;
+  publicUrl: string;
+  approvalTtlS: number;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+/** A tool the caller may see: allowed by every policy layer and not withheld by its pin. */
+export interface AvailableTool {
+  tool: Tool;
+  hash: string;
+  readOnly: boolean;
+  needsApproval: boolean;
+}
+
+export interface CallRequest {
+  name: string;
+  arguments?: unknown;
+  approval_request_id?: string;
+}
+
+export interface CallContext {
+  owner: string;
+  signal?: AbortSignal;
+  /** Broker API: capacity refusals are HTTP 429/503. Responses layer: http_error items. */
+  capacity: 'throw' | 'item';
+}
+
+export type CallResult =
+  | { kind: 'call'; item: McpCallItem }
+  | { kind: 'approval'; item: McpApprovalRequestItem; record: ApprovalRecord };
+
+/** Broker core: resolves MCP tool params, lists (cached, filtered) and calls tools. */
+export class Broker {
+  constructor(readonly d: BrokerDeps) {}
+
+  resolve(param: McpToolParam, at: string): Promise<ResolvedServer> {
+    return resolveServer(param, at, this.d.registry, this.d.settings);
+  }
+
+  async listTools(
+    server: ResolvedServer,
+    o: { signal?: AbortSignal; capacity?: 'throw' | 'item' } = {},
+  ): Promise<{ item: McpListToolsItem; cache: 'hit' | 'miss'; tools: AvailableTool[] }> {
+    const started = performance.now();
+    let got;
+    try {
+      got = await this.d.catalog.get(server, { signal: o.signal });
+    } catch (err) {
+      this.observe(server, 'tools/list', started, err);
+      throw this.listingFailed(server, err, o.capacity ?? 'throw');
+    }
+    if (got.cache === 'miss') this.observe(server, 'tools/list', started);
+    this.d.metrics.cacheLookups.inc({ server_label: server.server_label, result: got.cache });
+    const tools = this.available(server, got.listing.tools);
+    return { item: listToolsItem(server.server_label, tools.map((t) => t.tool)), cache: got.cache, tools };
+  }
+
+  /** Admin refresh: a fresh listing; the current definitions become the pins. */
+  async refresh(server: ResolvedServer): Promise<McpListToolsItem> {
+    const listing = await this.d.catalog.refresh(server).catch((err) => {
+      throw this.listingFailed(server, err, 'throw');
+    });
+    return listToolsItem(server.server_label, this.available(server, listing.tools).map((t) => t.tool));
+  }
+
+  available(server: ResolvedServer, tools: readonly CatalogTool[]): AvailableTool[] {
+    const out: AvailableTool[] = [];
+    for (const t of tools) {
+      const p = { name: t.tool.name, readOnly: t.readOnly };
+      if (t.changed || !effectiveAllowed(p, server.layers)) continue;
+      out.push({ tool: t.tool, hash: t.hash, readOnly: t.readOnly, needsApproval: effectiveNeedsApproval(p, server.layers) });
+    }
+    return out;
+  }
+
+  /** SPEC §3: checked against the broker's own listing; approval or execution. */
+  async call(server: ResolvedServer, req: CallRequest, ctx: CallContext): Promise<CallResult> {
+    const args = req.approval_request_id && req.arguments === undefined ? undefined : parseArguments(req.arguments);
+    const { listing } = await this.d.catalog.get(server, { signal: ctx.signal }).catch((err) => {
+      throw this.listingFailed(server, err, ctx.capacity);
+    });
+    const fields = { server_label: server.server_label, name: req.name, arguments: args?.text ?? '{}' };
+    const found = listing.tools.find((t) => t.tool.name === req.name);
+    const refused = this.refusal(server, found);
+    if (refused) return { kind: 'call', item: callItem({ ...fields, approval_request_id: req.approval_request_id }, refused) };
+    const tool = found!;
+
+    if (req.approval_request_id) {
+      const record = await this.d.approvals.claim(req.approval_request_id, {
+        owner: ctx.owner,
+        server_key: server.serverKey,
+        server_url: server.url.href,
+        name: req.name,
+        tool_sha256: tool.hash,
+        arguments_sha256: args?.sha256,
+      });
+      const stored = parseArguments(record.arguments);
+      return { kind: 'call', item: await this.execute(server, req.name, stored, record.id, ctx) };
+    }
+    const a = args!;
+    if (effectiveNeedsApproval({ name: req.name, readOnly: tool.readOnly }, server.layers)) {
+      const record = await this.requestApproval(server, req.name, a, tool.hash, ctx.owner);
+      return { kind: 'approval', item: approvalRequestItem(record.id, fields), record };
+    }
+    return { kind: 'call', item: await this.execute(server, req.name, a, null, ctx) };
+  }
+
+  /** Why a named tool may not be called, as an mcp_protocol_error outcome; nothing is sent. */
+  refusal(server: ResolvedServer, found: CatalogTool | undefined): CallOutcome | undefined {
+    if (!found) return protocolError(-32602, `Tool not found on MCP server '${server.server_label}'.`);
+    if (found.changed) return protocolError(-32602, 'tool definition changed');
+    if (!effectiveAllowed({ name: found.tool.name, readOnly: found.readOnly }, server.layers)) {
+      return protocolError(-32602, `Tool '${found.tool.name}' is not allowed on MCP server '${server.server_label}'.`);
+    }
+    return undefined;
+  }
+
+  /** Sends tools/call once; every failure becomes an item (capacity refusals maybe an error). */
+  async execute(
+    server: ResolvedServer,
+    name: string,
+    args: ParsedArguments,
+    approval_request_id: string | null,
+    ctx: Pick<CallContext, 'signal' | 'capacity'>,
+  ): Promise<McpCallItem> {
+    const fields = { server_label: server.server_label, name, arguments: args.text, approval_request_id };
+    const started = performance.now();
+    try {
+      const result = await this.d.upstreams.callTool(server, name, args.value, ctx.signal);
+      this.observe(server, 'tools/call', started);
+      const outcome = outcomeOfResult(result);
+      if (outcome.error?.type === 'mcp_tool_execution_error') {
+        outcome.error.content = JSON.parse(scrub(JSON.stringify(outcome.error.content), server.secrets));
+      }
+      return callItem(fields, outcome);
+    } catch (err) {
+      this.observe(server, 'tools/call', started, err);
+      if (err instanceof BrokerCapacityError && ctx.capacity === 'throw') throw capacityError(err);
+      return callItem(fields, this.outcomeOfFailure(server, classifyUpstreamError(err)));
+    }
+  }
+
+  outcomeOfFailure(server: ResolvedServer, f: UpstreamFailure): CallOutcome {
+    const message = scrub(f.message, server.secrets);
+    return f.kind === 'protocol'
+      ? { output: null, error: { type: 'mcp_protocol_error', code: f.code, message } }
+      : { output: null, error: { type: 'http_error', code: f.status, message } };
+  }
+
+  async requestApproval(server: ResolvedServer, name: string, args: ParsedArguments, toolHash: string, owner: string): Promise<ApprovalRecord> {
+    const record = await this.d.approvals.create({
+      owner,
+      mode: server.approval.mode,
+      server_label: server.server_label,
+      server_key: server.serverKey,
+      server_url: server.url.href,
+      server_origin: server.origin,
+      name,
+      arguments: args.text,
+      arguments_sha256: args.sha256,
+      tool_sha256: toolHash,
+    });
+    const endpoint = this.webhookFor(server.record?.approval, server.server_label);
+    if (endpoint) {
+      this.d.webhooks.send({
+        type: 'approval.requested',
+        endpoint,
+        deadline: record.expires_at * 1000,
+        data: {
+          id: record.id,
+          server_label: record.server_label,
+          server_origin: record.server_origin,
+          name: record.name,
+          arguments: record.arguments,
+          arguments_sha256: record.arguments_sha256,
+          expires_at: record.expires_at,
+          decision_url: `${this.d.publicUrl}/v1/mcp/approvals/${record.id}/decision`,
+        },
+        onAnswer: (a) => {
+          this.d.approvals.decide(record.id, { kind: 'approver' }, a).catch((e: Error) => {
+            this.d.logger.info({ approval: record.id, err: e.message }, 'webhook answer not applied');
+          });
+        },
+      });
+    }
+    return record;
+  }
+
+  /** Catalog callback: a pinned tool's definition changed upstream. */
+  async definitionChanged(e: DefinitionChanged): Promise<void> {
+    this.d.logger.warn({ server_label: e.server_label, tool: e.name }, 'tool definition changed; withheld until an admin refresh');
+    const record = await this.d.registry.get(e.server_label);
+    const endpoint = this.webhookFor(record?.approval, e.server_label);
+    if (endpoint) {
+      this.d.webhooks.send({ type: 'tool.definition_changed', endpoint, deadline: Date.now() + this.d.approvalTtlS * 1000, data: { ...e } });
+    }
+  }
+
+  private webhookFor(approval: { webhook_url?: string; webhook_secret?: string } | undefined, label: string): WebhookEndpoint | undefined {
+    if (approval?.webhook_url && approval.webhook_secret) {
+      try {
+        return { url: approval.webhook_url, secret: expandRefs(approval.webhook_secret, this.d.settings.env, `approval.webhook_secret of server '${label}'`) };
+      } catch (e) {
+        this.d.logger.error({ server_label: label, err: (e as Error).message }, 'approval webhook not sent');
+        return undefined;
+      }
+    }
+    return this.d.defaultWebhook;
+  }
+
+  private listingFailed(server: ResolvedServer, err: unknown, capacity: 'throw' | 'item'): ApiError {
+    if (err instanceof BrokerCapacityError && capacity === 'throw') return capacityError(err);
+    if (err instanceof ExternalConnectorError) return err;
+    const f = classifyUpstreamError(err);
+    const detail = scrub(f.kind === 'protocol' ? `MCP error ${f.code}: ${f.message}` : f.message, server.secrets);
+    return new ExternalConnectorError(
+      f.kind === 'protocol' ? 'http_error' : f.code,
+      `Error retrieving tool list from MCP server: '${server.server_label}'. ${detail}`,
+      { param: 'tools' },
+    );
+  }
+
+  private observe(server: ResolvedServer, method: string, started: number, err?: unknown) {
+    const outcome = err === undefined ? 'ok' : classifyUpstreamError(err).kind === 'protocol' ? 'protocol_error' : 'transport_error';
+    this.d.metrics.upstreamDuration.observe({ server_label: server.server_label, method, outcome }, (performance.now() - started) / 1000);
+    if (err !== undefined) this.d.metrics.upstreamErrors.inc({ server_label: server.server_label, method, kind: outcome });
+  }
+}
+
+function capacityError(err: BrokerCapacityError): ApiError {
+  return err.status === 429
+    ? new RateLimitError('upstream_busy', err.message, { headers: retryAfter(err.retryAfterS) })
+    : new UpstreamError(503, 'circuit_open', err.message, { headers: retryAfter(err.retryAfterS) });
+}

@@ -1,0 +1,146 @@
+import type { ApprovalConfig, ServerRecord } from '../config/serverRecord.js';
+import { expandRefs, MissingEnvVarError } from '../config/expand.js';
+import { InvalidRequestError, ExternalConnectorError } from '../errors/index.js';
+import type { Cidr, EgressPolicy } from '../mcp/egress.js';
+import { checkCallerUrl } from '../mcp/callerUrl.js';
+import { callerLayer, type PolicyLayer } from '../policy/policy.js';
+import type { RegistryStore } from '../registry/store.js';
+import { labelKey } from '../registry/store.js';
+import { unknownLabel } from '../registry/fileStore.js';
+import { canonicalSha256 } from '../util/ids.js';
+import { secretsOfHeaders } from '../util/scrub.js';
+import type { McpToolParam } from './toolParam.js';
+
+/** Everything the broker needs to talk to one server on behalf of one caller. */
+export interface ResolvedServer {
+  server_label: string;
+  record: ServerRecord | undefined;
+  url: URL;
+  origin: string;
+  /** `reg:<label>` or `inline:<url>`: what PUT/DELETE/list_changed invalidate. */
+  serverKey: string;
+  /** serverKey + credential-set hash: sessions and listings are never shared across credentials. */
+  sessionKey: string;
+  headers: Record<string, string>;
+  transport: 'auto' | 'streamable_http' | 'sse';
+  egress: EgressPolicy;
+  callTimeoutMs: number;
+  cacheTtlMs: number;
+  layers: PolicyLayer[];
+  approval: ApprovalConfig;
+  server_description: string | null;
+  /** Credential values, scrubbed from every message that leaves the broker. */
+  secrets: string[];
+}
+
+export interface ResolveSettings {
+  allowInline: boolean;
+  allowHttp: boolean;
+  allowCidrs: readonly Cidr[];
+  env: NodeJS.ProcessEnv;
+}
+
+/** Merge caller headers under the record's: a name the record sets keeps the record's value. */
+function mergeHeaders(record: Record<string, string>, caller: Record<string, string>): Record<string, string> {
+  const taken = new Set(Object.keys(record).map((k) => k.toLowerCase()));
+  const out = { ...record };
+  for (const [k, v] of Object.entries(caller)) {
+    if (taken.has(k.toLowerCase())) continue;
+    taken.add(k.toLowerCase());
+    out[k] = v;
+  }
+  return out;
+}
+
+function credentialHash(headers: Record<string, string>): string {
+  const entries = Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]).sort(([a], [b]) => (a! < b! ? -1 : 1));
+  return canonicalSha256(entries).slice(0, 32);
+}
+
+export function expandRecordHeaders(record: ServerRecord, env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(record.headers).map(([k, v]) => [k, expandRefs(v, env, `headers.${k} of server '${record.server_label}'`)]),
+  );
+}
+
+export async function resolveServer(
+  param: McpToolParam,
+  at: string,
+  registry: RegistryStore,
+  s: ResolveSettings,
+): Promise<ResolvedServer> {
+  if (param.connector_id != null || param.tunnel_id != null) {
+    const field = param.connector_id != null ? 'connector_id' : 'tunnel_id';
+    throw new InvalidRequestError('invalid_value', `${field} is not supported here: register the server and use its server_label.`, {
+      param: `${at}.${field}`,
+    });
+  }
+  const callerHeaders: Record<string, string> = { ...(param.headers ?? {}) };
+  if (param.authorization) callerHeaders['Authorization'] = `Bearer ${param.authorization}`;
+  const record = await registry.get(param.server_label);
+
+  if (record) {
+    if (param.server_url !== undefined) {
+      throw new InvalidRequestError(
+        'server_label_conflict',
+        `server_label '${param.server_label}' is registered; do not send a server_url with it.`,
+        { param: `${at}.server_url` },
+      );
+    }
+    let recordHeaders: Record<string, string>;
+    try {
+      recordHeaders = expandRecordHeaders(record, s.env);
+    } catch (e) {
+      if (!(e instanceof MissingEnvVarError)) throw e;
+      throw new ExternalConnectorError('http_error', `Error retrieving tool list from MCP server: '${record.server_label}'. ${e.message}.`, {
+        param: 'tools',
+      });
+    }
+    const headers = mergeHeaders(recordHeaders, callerHeaders);
+    const serverKey = `reg:${labelKey(record.server_label)}`;
+    const url = new URL(record.server_url);
+    return {
+      server_label: record.server_label,
+      record,
+      url,
+      origin: url.origin,
+      serverKey,
+      sessionKey: `${serverKey}|${credentialHash(headers)}`,
+      headers,
+      transport: record.transport,
+      egress: { allowPrivate: record.allow_private_network, allowCidrs: [] },
+      callTimeoutMs: record.call_timeout_ms,
+      cacheTtlMs: record.tool_cache_ttl_s * 1000,
+      layers: [{ allowed_tools: record.allowed_tools, require_approval: record.require_approval }, callerLayer(param, true)],
+      approval: record.approval,
+      server_description: param.server_description ?? record.server_description ?? null,
+      secrets: secretsOfHeaders(headers),
+    };
+  }
+
+  if (param.server_url === undefined) throw unknownLabel(param.server_label, `${at}.server_label`);
+  if (!s.allowInline) {
+    throw new InvalidRequestError('inline_servers_disabled', 'Per-request server_url tools are disabled on this broker; use a registered server_label.', {
+      param: `${at}.server_url`,
+    });
+  }
+  const url = checkCallerUrl(param.server_url, s.allowHttp, `${at}.server_url`);
+  const serverKey = `inline:${url.href}`;
+  return {
+    server_label: param.server_label,
+    record: undefined,
+    url,
+    origin: url.origin,
+    serverKey,
+    sessionKey: `${serverKey}|${credentialHash(callerHeaders)}`,
+    headers: callerHeaders,
+    transport: 'auto',
+    egress: { allowPrivate: false, allowCidrs: s.allowCidrs },
+    callTimeoutMs: 30000,
+    cacheTtlMs: 300_000,
+    layers: [callerLayer(param, false)],
+    approval: { mode: 'caller', wait_ms: 0 },
+    server_description: param.server_description ?? null,
+    secrets: secretsOfHeaders(callerHeaders),
+  };
+}

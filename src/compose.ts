@@ -1,0 +1,127 @@
+import type { Express } from 'express';
+import type { Logger } from 'pino';
+import { MemoryApprovalStore } from './approvals/memoryStore.js';
+import { ApprovalService } from './approvals/service.js';
+import type { ApprovalStore } from './approvals/store.js';
+import { WebhookDispatcher } from './approvals/webhooks.js';
+import { Broker } from './broker/broker.js';
+import { Catalog } from './catalog/catalog.js';
+import type { Env } from './config/env.js';
+import { createApp, type Readiness } from './http/app.js';
+import { Credentials } from './http/auth.js';
+import { AgentPool, parseCidrs } from './mcp/egress.js';
+import { UpstreamLimits } from './mcp/limits.js';
+import { SessionPool } from './mcp/pool.js';
+import { Upstreams } from './mcp/upstreams.js';
+import { Metrics } from './obs/metrics.js';
+import { SecretValues } from './obs/logger.js';
+import { FileRegistryStore } from './registry/fileStore.js';
+import type { RegistryStore } from './registry/store.js';
+
+export interface BrokerInstance {
+  app: Express;
+  broker: Broker;
+  registry: RegistryStore;
+  approvalStore: ApprovalStore;
+  readiness: Readiness;
+  metrics: Metrics;
+  close(): Promise<void>;
+}
+
+export interface ComposeOptions {
+  env: Env;
+  /** Where `${NAME}` references are read from. */
+  processEnv: NodeJS.ProcessEnv;
+  adminToken: string;
+  logger: Logger;
+  secrets: SecretValues;
+  /** Tuning for tests: breaker threshold and half-open delay, session idle time. */
+  tuning?: Partial<{ breakerThreshold: number; breakerHalfOpenMs: number; sessionIdleMs: number; webhookBaseDelayMs: number }>;
+}
+
+/** The composition root: every part built from configuration and wired together. */
+export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> {
+  const { env, logger } = o;
+  const t = o.tuning ?? {};
+  o.secrets.addPermanent(o.adminToken, env.BROKER_APPROVER_TOKEN, env.UPSTREAM_API_KEY, env.APPROVAL_WEBHOOK_SECRET, ...env.BROKER_API_KEYS);
+
+  const registry = await FileRegistryStore.open(env.BROKER_CONFIG);
+  const agents = new AgentPool();
+  const limits = new UpstreamLimits({
+    maxInflightPerOrigin: env.BROKER_MAX_INFLIGHT_PER_ORIGIN,
+    maxInflight: env.BROKER_MAX_INFLIGHT,
+    breakerThreshold: t.breakerThreshold ?? 5,
+    breakerHalfOpenMs: t.breakerHalfOpenMs ?? 10_000,
+  });
+  let catalog: Catalog | undefined;
+  const pool = new SessionPool({
+    connectTimeoutMs: 10_000,
+    idleMs: t.sessionIdleMs ?? 10 * 60_000,
+    max: 5000,
+    onToolsChanged: (key) => catalog?.invalidateSession(key),
+    onError: (key, err) => logger.debug({ session: key.split('|')[0]?.replace(/^inline:(https?:\/\/[^/]+).*/, 'inline:$1'), err: err.message }, 'upstream session error'),
+  });
+  const upstreams = new Upstreams(pool, agents, limits, env.BROKER_MAX_UPSTREAM_BYTES);
+  const approvalStore = new MemoryApprovalStore();
+  const approvals = new ApprovalService(approvalStore, { ttlS: env.APPROVAL_TTL_S, maxPendingPerKey: env.BROKER_MAX_PENDING_APPROVALS });
+  const webhooks = new WebhookDispatcher({
+    agent: agents.get({ allowPrivate: true, allowCidrs: [] }),
+    logger: logger.child({ component: 'webhooks' }),
+    baseDelayMs: t.webhookBaseDelayMs,
+  });
+  const metrics = new Metrics({
+    openSessions: () => pool.size,
+    pendingApprovals: () => approvalStore.pendingCount(),
+    openBreakers: () => 0,
+  });
+  webhooks.onOutcome = (outcome) => metrics.webhookDeliveries.inc({ outcome });
+
+  let broker: Broker | undefined;
+  catalog = new Catalog(upstreams, registry, (e) => void broker?.definitionChanged(e));
+  const publicUrl = (env.BROKER_PUBLIC_URL ?? `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${env.PORT}`).replace(/\/$/, '');
+  broker = new Broker({
+    registry,
+    catalog,
+    upstreams,
+    approvals,
+    webhooks,
+    settings: {
+      allowInline: env.BROKER_ALLOW_INLINE_SERVERS,
+      allowHttp: env.BROKER_EGRESS_ALLOW_HTTP,
+      allowCidrs: parseCidrs(env.BROKER_EGRESS_ALLOW_CIDRS),
+      env: o.processEnv,
+    },
+    defaultWebhook: env.APPROVAL_WEBHOOK_URL ? { url: env.APPROVAL_WEBHOOK_URL, secret: env.APPROVAL_WEBHOOK_SECRET! } : undefined,
+    publicUrl,
+    approvalTtlS: env.APPROVAL_TTL_S,
+    logger,
+    metrics,
+  });
+
+  // An admin write drops the server's listings and sessions and re-enables webhook endpoints.
+  registry.onChange((label) => {
+    const key = `reg:${label.toLowerCase()}`;
+    catalog!.invalidateServer(key);
+    pool.drop(`${key}|`);
+    webhooks.enableAll();
+  });
+
+  const readiness: Readiness = { loaded: true, draining: false };
+  const credentials = new Credentials({ adminToken: o.adminToken, approverToken: env.BROKER_APPROVER_TOKEN, apiKeys: env.BROKER_API_KEYS });
+  const app = createApp({ broker, approvals, credentials, metrics, logger, readiness, maxBodyBytes: env.BROKER_MAX_BODY_BYTES });
+
+  return {
+    app,
+    broker,
+    registry,
+    approvalStore,
+    readiness,
+    metrics,
+    async close() {
+      await webhooks.close();
+      await upstreams.close();
+      await approvalStore.close();
+      await registry.close();
+    },
+  };
+}

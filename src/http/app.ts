@@ -1,0 +1,70 @@
+import express, { type Express, type RequestHandler, type Router } from 'express';
+import type { Logger } from 'pino';
+import type { ApprovalService } from '../approvals/service.js';
+import type { Broker } from '../broker/broker.js';
+import { UpstreamError } from '../errors/index.js';
+import type { Metrics } from '../obs/metrics.js';
+import { authenticate, type Credentials } from './auth.js';
+import { errorHandler, notFoundRoute, sendError } from './errorHandler.js';
+import { adminRoutes } from './routes/admin.js';
+import { approvalRoutes } from './routes/approvals.js';
+import { mcpRoutes } from './routes/mcp.js';
+
+export interface Readiness {
+  loaded: boolean;
+  draining: boolean;
+}
+
+export interface AppDeps {
+  broker: Broker;
+  approvals: ApprovalService;
+  credentials: Credentials;
+  metrics: Metrics;
+  logger: Logger;
+  readiness: Readiness;
+  maxBodyBytes: number;
+  /** The Responses layer's routes, when built. */
+  responses?: Router;
+}
+
+function timing(metrics: Metrics): RequestHandler {
+  return (req, res, next) => {
+    const started = performance.now();
+    res.on('finish', () => {
+      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';
+      metrics.httpDuration.observe({ method: req.method, route, status: String(res.statusCode) }, (performance.now() - started) / 1000);
+    });
+    next();
+  };
+}
+
+/** Wires real parts into an express app; no module-level state, so tests build many. */
+export function createApp(d: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(timing(d.metrics));
+
+  app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
+  app.get('/readyz', (_req, res) => {
+    if (!d.readiness.loaded || d.readiness.draining) {
+      return sendError(res, new UpstreamError(503, d.readiness.draining ? 'shutting_down' : 'not_ready', 'The broker is not ready.'));
+    }
+    res.json({ status: 'ready' });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.setHeader('content-type', d.metrics.registry.contentType);
+    res.send(await d.metrics.registry.metrics());
+  });
+
+  // Authentication runs before the body is read: no credential → 401 even for a bad body.
+  const json = express.json({ limit: d.maxBodyBytes, type: () => true });
+  app.use('/admin', authenticate(d.credentials, ['admin']), json, adminRoutes(d.broker));
+  app.use('/v1/mcp/approvals', authenticate(d.credentials, ['api', 'approver']), json, approvalRoutes(d.approvals));
+  app.use('/v1/mcp', authenticate(d.credentials, ['api']), json, mcpRoutes(d.broker));
+  if (d.responses) app.use('/v1/responses', authenticate(d.credentials, ['api']), json, d.responses);
+
+  app.use(notFoundRoute);
+  app.use(errorHandler(d.logger));
+  return app;
+}

@@ -1,0 +1,46 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { Logger } from 'pino';
+import { ApiError, InvalidRequestError, NotFoundError, PayloadTooLargeError } from '../errors/index.js';
+
+/** The one place an error becomes an OpenAI error body. */
+export function toApiError(err: unknown): ApiError | undefined {
+  if (err instanceof ApiError) return err;
+  const e = err as { type?: string; status?: number; expose?: boolean };
+  if (e?.type === 'entity.too.large') return new PayloadTooLargeError('payload_too_large', 'The request body is too large.');
+  if (e?.type === 'entity.parse.failed') return new InvalidRequestError('invalid_json', 'The request body is not valid JSON.');
+  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') {
+    return new InvalidRequestError('invalid_value', 'Unsupported request body encoding.');
+  }
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.expose) {
+    return new InvalidRequestError('invalid_value', 'The request could not be read.');
+  }
+  return undefined;
+}
+
+export function errorBody(err: ApiError) {
+  return { error: { message: err.message, type: err.type, param: err.param, code: err.code } };
+}
+
+export function sendError(res: Parameters<RequestHandler>[1], err: ApiError): void {
+  for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
+  if (err.noRetry) res.setHeader('x-should-retry', 'false');
+  res.status(err.status).json(errorBody(err));
+}
+
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    const api = toApiError(err);
+    if (res.headersSent) {
+      logger.warn({ route: req.path, err: (err as Error)?.message }, 'error after response started');
+      res.end();
+      return;
+    }
+    if (api) return sendError(res, api);
+    logger.error({ err, route: req.path }, 'unhandled error');
+    res.status(500).json({ error: { message: 'Internal server error.', type: 'server_error', param: null, code: null } });
+  };
+}
+
+export const notFoundRoute: RequestHandler = (req, _res, next) => {
+  next(new NotFoundError('not_found', `No route for ${req.method} ${req.path}.`));
+};

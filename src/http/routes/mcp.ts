@@ -1,0 +1,41 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import type { Broker } from '../../broker/broker.js';
+import { McpToolParamSchema } from '../../broker/toolParam.js';
+import { apiOwner } from '../auth.js';
+import { parseInput } from '../validate.js';
+import { abortOnClose } from '../abort.js';
+
+const ListToolsBody = z.object({ tool: McpToolParamSchema });
+const CallBody = z.object({
+  tool: McpToolParamSchema,
+  name: z.string().min(1).max(256),
+  arguments: z.union([z.string(), z.record(z.string(), z.unknown())]).nullable().optional(),
+  approval_request_id: z.string().min(1).max(128).nullable().optional(),
+});
+
+/** SPEC §3: the gateway's MCP backend. Bodies are the items themselves. */
+export function mcpRoutes(broker: Broker): Router {
+  const r = Router();
+
+  r.post('/list_tools', async (req, res) => {
+    const body = parseInput(ListToolsBody, req.body);
+    const server = await broker.resolve(body.tool, 'tool');
+    const { item, cache } = await broker.listTools(server, { signal: abortOnClose(req, res) });
+    res.setHeader('x-mcp-cache', cache);
+    res.json(item);
+  });
+
+  r.post('/call', async (req, res) => {
+    const body = parseInput(CallBody, req.body);
+    const server = await broker.resolve(body.tool, 'tool');
+    const result = await broker.call(
+      server,
+      { name: body.name, arguments: body.arguments ?? undefined, approval_request_id: body.approval_request_id ?? undefined },
+      { owner: apiOwner(req), signal: abortOnClose(req, res), capacity: 'throw' },
+    );
+    res.json(result.item);
+  });
+
+  return r;
+}

@@ -1,0 +1,71 @@
+import { ConsecutiveBreaker, BrokenCircuitError, CircuitState, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
+import { BrokerCapacityError, classifyUpstreamError } from './failure.js';
+
+export interface LimitOptions {
+  maxInflightPerOrigin: number;
+  maxInflight: number;
+  breakerThreshold: number;
+  breakerHalfOpenMs: number;
+}
+
+/**
+ * Fail-fast bounds on upstream MCP work (security.md E.24): in-flight counts per origin and
+ * overall, and a per-origin circuit breaker that opens after consecutive transport failures.
+ */
+export class UpstreamLimits {
+  private inflight = 0;
+  private readonly perOrigin = new Map<string, number>();
+  private readonly breakers = new Map<string, CircuitBreakerPolicy>();
+
+  constructor(private readonly o: LimitOptions) {}
+
+  async run<T>(origin: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const breaker = this.breaker(origin);
+    if (breaker.state === CircuitState.Open) throw new BrokerCapacityError(503, 'circuit_open', 'The MCP server is failing; calls are refused for a while.', this.o.breakerHalfOpenMs / 1000);
+    const n = this.perOrigin.get(origin) ?? 0;
+    if (n >= this.o.maxInflightPerOrigin || this.inflight >= this.o.maxInflight) {
+      throw new BrokerCapacityError(429, 'upstream_busy', 'Too many concurrent calls to the MCP server.', 1);
+    }
+    this.perOrigin.set(origin, n + 1);
+    this.inflight++;
+    try {
+      return await breaker.execute(({ signal }) => fn(signal));
+    } catch (err) {
+      if (err instanceof BrokenCircuitError) {
+        throw new BrokerCapacityError(503, 'circuit_open', 'The MCP server is failing; calls are refused for a while.', this.o.breakerHalfOpenMs / 1000);
+      }
+      throw err;
+    } finally {
+      this.inflight--;
+      const left = (this.perOrigin.get(origin) ?? 1) - 1;
+      if (left === 0) this.perOrigin.delete(origin);
+      else this.perOrigin.set(origin, left);
+    }
+  }
+
+  breakerState(origin: string): 'closed' | 'open' | 'half_open' {
+    const s = this.breakers.get(origin)?.state;
+    return s === CircuitState.Open || s === CircuitState.Isolated ? 'open' : s === CircuitState.HalfOpen ? 'half_open' : 'closed';
+  }
+
+  get inflightCount() {
+    return this.inflight;
+  }
+
+  private breaker(origin: string): CircuitBreakerPolicy {
+    let b = this.breakers.get(origin);
+    if (!b) {
+      // Only transport failures count; a tool's own error or a JSON-RPC error is a healthy server.
+      const transportFailure = handleWhen((err) => {
+        const f = classifyUpstreamError(err);
+        return f.kind === 'http' && f.code !== 'egress_denied' && !(err instanceof BrokerCapacityError);
+      });
+      b = circuitBreaker(transportFailure, {
+        halfOpenAfter: this.o.breakerHalfOpenMs,
+        breaker: new ConsecutiveBreaker(this.o.breakerThreshold),
+      });
+      this.breakers.set(origin, b);
+    }
+    return b;
+  }
+}

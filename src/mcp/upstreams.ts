@@ -1,0 +1,66 @@
+import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
+import { AgentPool, type EgressPolicy } from './egress.js';
+import { createUpstreamFetch } from './fetch.js';
+import type { UpstreamLimits } from './limits.js';
+import type { SessionPool } from './pool.js';
+import type { UpstreamSession } from './session.js';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+
+/** What the mcp layer needs to know of a server to reach it. */
+export interface UpstreamTarget {
+  sessionKey: string;
+  url: URL;
+  origin: string;
+  headers: Record<string, string>;
+  transport: 'auto' | 'streamable_http' | 'sse';
+  egress: EgressPolicy;
+  callTimeoutMs: number;
+}
+
+/**
+ * The one way out to MCP servers: a session from the pool, through the egress-guarded,
+ * size-capped fetch, inside the concurrency bounds and the origin's circuit breaker.
+ */
+export class Upstreams {
+  private readonly fetches = new Map<string, FetchLike>();
+
+  constructor(
+    readonly pool: SessionPool,
+    readonly agents: AgentPool,
+    readonly limits: UpstreamLimits,
+    private readonly maxUpstreamBytes: number,
+  ) {}
+
+  session(t: UpstreamTarget): UpstreamSession {
+    return this.pool.get({ key: t.sessionKey, url: t.url, headers: t.headers, transport: t.transport, fetch: this.fetchFor(t.egress) });
+  }
+
+  listTools(t: UpstreamTarget, signal?: AbortSignal): Promise<Tool[]> {
+    return this.limits.run(t.origin, (breakerSignal) =>
+      this.session(t).listTools({ timeoutMs: t.callTimeoutMs, signal: anySignal(signal, breakerSignal) }),
+    );
+  }
+
+  callTool(t: UpstreamTarget, name: string, args: Record<string, unknown>, signal?: AbortSignal): Promise<CallToolResult> {
+    return this.limits.run(t.origin, (breakerSignal) =>
+      this.session(t).callTool(name, args, { timeoutMs: t.callTimeoutMs, signal: anySignal(signal, breakerSignal) }),
+    );
+  }
+
+  private fetchFor(policy: EgressPolicy): FetchLike {
+    const agent = this.agents.get(policy);
+    const key = `${policy.allowPrivate}|${policy.allowCidrs.join(',')}`;
+    let f = this.fetches.get(key);
+    if (!f) this.fetches.set(key, (f = createUpstreamFetch(agent, this.maxUpstreamBytes)));
+    return f;
+  }
+
+  async close() {
+    await this.pool.close();
+    await this.agents.close();
+  }
+}
+
+function anySignal(a: AbortSignal | undefined, b: AbortSignal): AbortSignal {
+  return a ? AbortSignal.any([a, b]) : b;
+}

@@ -1,0 +1,11 @@
+import type { ServerRecord } from '../config/serverRecord.js';
+
+export const REDACTED = '<redacted>';
+
+/** The admin view of a record: full URL, every header value and secret redacted. */
+export function toView(record: ServerRecord) {
+  const headers = Object.fromEntries(Object.keys(record.headers).map((k) => [k, REDACTED]));
+  const approval = { ...record.approval };
+  if (approval.webhook_secret !== undefined) approval.webhook_secret = REDACTED;
+  return { ...record, headers, approval };
+}
