@@ -108,10 +108,9 @@ export class Catalog {
   /** Admin refresh: a fresh listing, and the current definitions become the pins. */
   async refresh(server: CatalogServer): Promise<Listing> {
     this.invalidateServer(server.serverKey);
-    const tools = await this.upstreams.listTools(server);
-    const pins = Object.fromEntries(tools.map((t) => [t.name, toolHash(t)]));
-    if (server.record) await this.registry.setPins(server.server_label, pins);
-    return (await this.get(server)).listing;
+    // Emptied pins: the fresh listing pins every definition it sees.
+    if (server.record) await this.registry.setPins(server.server_label, {});
+    return (await this.get(server, { force: true })).listing;
   }
 
   serverStatus(server: { serverKey: string; sessionKey: string }, transport: string | null): ServerStatus {

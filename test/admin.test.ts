@@ -1,0 +1,168 @@
+import { readFileSync, statSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
+import { ADMIN, KEY_A, APPROVER, record, startBroker, type TestBroker } from './fixtures/broker.js';
+import { readServersFile, FileRegistryStore } from '../src/registry/fileStore.js';
+
+describe('admin API', () => {
+  let mcp: McpFixture;
+  let b: TestBroker;
+  beforeEach(async () => {
+    mcp = await startMcpFixture();
+    b = await startBroker({ processEnv: { CRM_TOKEN: 'crm-secret-value-123' } });
+  });
+  afterEach(async () => {
+    await b.close();
+    await mcp.close();
+  });
+  const admin = (method: string, path: string, body?: unknown) => b.call(method, path, { token: ADMIN, body });
+
+  it('creates, reads, lists, replaces and deletes records; views redact secrets', async () => {
+    const rec = record('crm', mcp.url, {
+      headers: { Authorization: 'Bearer ${CRM_TOKEN}' },
+      approval: { mode: 'webhook', webhook_url: 'http://127.0.0.1:9/hook', webhook_secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' },
+    });
+    const created = await admin('POST', '/admin/servers', rec);
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({
+      server_label: 'crm',
+      server_url: mcp.url,
+      headers: { Authorization: '<redacted>' },
+      approval: { mode: 'webhook', webhook_secret: '<redacted>', wait_ms: 0 },
+      transport: 'auto',
+      require_approval: 'never',
+      allowed_tools: null,
+      tool_cache_ttl_s: 300,
+      call_timeout_ms: 30000,
+    });
+    expect(JSON.stringify(created.body)).not.toContain('whsec_');
+
+    const dup = await admin('POST', '/admin/servers', { ...rec, server_label: 'CRM' });
+    expect(dup.status).toBe(409);
+    expect(dup.body.error).toMatchObject({ type: 'conflict_error', code: 'server_label_taken' });
+
+    const list = await admin('GET', '/admin/servers');
+    expect(list.body).toMatchObject({ object: 'list', data: [{ server_label: 'crm' }] });
+
+    // ${NAME} is expanded when used: the upstream sees the real token.
+    const who = await b.call('POST', '/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'Crm' }, name: 'whoami', arguments: {} } });
+    expect(JSON.parse(who.body.output).authorization).toBe('Bearer crm-secret-value-123');
+
+    const got = await admin('GET', '/admin/servers/CRM');
+    expect(got.status).toBe(200);
+    expect(got.body.status).toMatchObject({ tools_cached: true, last_error: null, transport_in_use: 'streamable_http', changed_tools: [] });
+    expect(typeof got.body.status.cached_at).toBe('number');
+    expect(JSON.stringify(got.body)).not.toContain('crm-secret-value-123');
+
+    const put = await admin('PUT', '/admin/servers/crm', { server_url: mcp.url, allow_private_network: true, require_approval: 'always' });
+    expect(put.status).toBe(200);
+    expect(put.body).toMatchObject({ server_label: 'crm', require_approval: 'always', headers: {} });
+    const after = await admin('GET', '/admin/servers/crm');
+    expect(after.body.status.tools_cached).toBe(false); // PUT dropped the listing
+
+    const wrongLabel = await admin('PUT', '/admin/servers/crm', { server_label: 'other', server_url: mcp.url });
+    expect(wrongLabel.status).toBe(400);
+    const missing = await admin('PUT', '/admin/servers/ghost', record('ghost', mcp.url));
+    expect(missing.status).toBe(404);
+
+    const del = await admin('DELETE', '/admin/servers/crm');
+    expect(del.body).toEqual({ server_label: 'crm', deleted: true });
+    expect((await admin('DELETE', '/admin/servers/crm')).status).toBe(404);
+    expect((await admin('GET', '/admin/servers/crm')).status).toBe(404);
+    const gone = await b.call('POST', '/v1/mcp/list_tools', { body: { tool: { type: 'mcp', server_label: 'crm' } } });
+    expect(gone.status).toBe(404);
+  });
+
+  it('refresh returns a fresh listing', async () => {
+    await admin('POST', '/admin/servers', record('fx', mcp.url));
+    await b.call('POST', '/v1/mcp/list_tools', { body: { tool: { type: 'mcp', server_label: 'fx' } } });
+    const r = await admin('POST', '/admin/servers/fx/refresh');
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ type: 'mcp_list_tools', server_label: 'fx' });
+    expect(mcp.counters.list).toBe(2); // the first listing and one for the refresh
+  });
+
+  it.each([
+    [{ server_url: 'http://x.example' }, 'missing_required_parameter', 'server_label'],
+    [{ server_label: 'a b', server_url: 'http://x.example' }, 'invalid_value', 'server_label'],
+    [{ server_label: 'a', server_url: 'ftp://x.example' }, 'invalid_value', 'server_url'],
+    [{ server_label: 'a', server_url: 'http://x.example', transport: 'ws' }, 'invalid_value', 'transport'],
+    [{ server_label: 'a', server_url: 'http://x.example', surprise: 1 }, 'invalid_value', 'surprise'],
+    [{ server_label: 'a', server_url: 'http://x.example', approval: { wait_ms: 60001 } }, 'invalid_value', 'approval.wait_ms'],
+    [{ server_label: 'a', server_url: 'http://x.example', headers: { 'Content-Type': 'x' } }, 'invalid_value', 'headers.Content-Type'],
+    [{ server_label: 'a', server_url: 'http://x.example', headers: { A: 'Bearer ${NOT_SET_ANYWHERE}' } }, 'invalid_value', 'headers.A'],
+    [{ server_label: 'a', server_url: 'http://127.0.0.1:1/mcp' }, 'egress_denied', 'server_url'],
+    [{ server_label: 'a', server_url: 'http://localhost:1/mcp' }, 'egress_denied', 'server_url'],
+    [{ server_label: 'a', server_url: 'http://169.254.169.254/', allow_private_network: true }, 'egress_denied', 'server_url'],
+  ])('invalid record %j → 400 %s naming %s', async (body, code, param) => {
+    const r = await admin('POST', '/admin/servers', body);
+    expect(r.status).toBe(400);
+    expect(r.body.error).toMatchObject({ type: 'invalid_request_error', code, param });
+  });
+
+  it('a missing ${NAME} is named in the error', async () => {
+    const r = await admin('POST', '/admin/servers', { server_label: 'a', server_url: 'http://x.example', headers: { A: 'Bearer ${NOT_SET_ANYWHERE}' } });
+    expect(r.body.error.message).toContain('NOT_SET_ANYWHERE');
+  });
+
+  it('only the admin token opens /admin', async () => {
+    for (const token of [null, KEY_A, APPROVER, 'nope']) {
+      const r = await b.call('GET', '/admin/servers', { token });
+      expect(r.status).toBe(401);
+      expect(r.body.error.type).toBe('authentication_error');
+    }
+  });
+
+  it('writes the file with mode 0600 and it survives a restart', async () => {
+    await admin('POST', '/admin/servers', record('keep', mcp.url, { headers: { 'X-K': '${CRM_TOKEN}' } }));
+    expect(statSync(b.configPath).mode & 0o777).toBe(0o600);
+    const onDisk = JSON.parse(readFileSync(b.configPath, 'utf8'));
+    expect(onDisk.servers[0].headers['X-K']).toBe('${CRM_TOKEN}'); // references stay unexpanded at rest
+    const again = await FileRegistryStore.open(b.configPath);
+    expect((await again.get('KEEP'))?.server_url).toBe(mcp.url);
+  });
+});
+
+describe('registry file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'registry-'));
+  const write = (name: string, data: unknown) => {
+    const p = join(dir, name);
+    writeFileSync(p, typeof data === 'string' ? data : JSON.stringify(data));
+    return p;
+  };
+  it('a missing file is an empty registry', async () => {
+    expect(await readServersFile(join(dir, 'absent.json'))).toEqual([]);
+  });
+  it.each([
+    ['not json', '{', /not valid JSON/],
+    ['wrong shape', { servers: {} }, /invalid the file/],
+    ['bad field', { servers: [{ server_label: 'ok', server_url: 'http://a.example' }, { server_label: 'crm', server_url: 'nope' }] }, /server "crm", field server_url/],
+    ['unnamed record', { servers: [{ server_url: 'http://a.example' }] }, /server #0, field server_label/],
+    ['duplicate labels', { servers: [{ server_label: 'a', server_url: 'http://a.example' }, { server_label: 'A', server_url: 'http://a.example' }] }, /appears twice/],
+  ])('refuses %s, naming record and field', async (name, data, msg) => {
+    await expect(readServersFile(write(`${name}.json`, data))).rejects.toThrow(msg);
+  });
+  it('serializes concurrent writes; each acknowledged write is on disk', async () => {
+    const p = join(dir, 'concurrent.json');
+    const store = await FileRegistryStore.open(p);
+    await Promise.all(Array.from({ length: 30 }, (_, i) => store.create({ ...recordDefaults(`s${i}`) })));
+    const disk = await readServersFile(p);
+    expect(disk.map((r) => r.server_label).sort()).toEqual(Array.from({ length: 30 }, (_, i) => `s${i}`).sort());
+  });
+});
+
+function recordDefaults(label: string) {
+  return {
+    server_label: label,
+    server_url: 'http://a.example/mcp',
+    transport: 'auto' as const,
+    headers: {},
+    require_approval: 'always' as const,
+    allowed_tools: null,
+    approval: { mode: 'caller' as const, wait_ms: 0 },
+    allow_private_network: false,
+    tool_cache_ttl_s: 300,
+    call_timeout_ms: 30000,
+  };
+}
