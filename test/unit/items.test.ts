@@ -1,6 +1,6 @@
 import { callItem, listToolsItem, outcomeOfResult, outputOf } from '../../src/broker/items.js';
 import { parseArguments } from '../../src/broker/arguments.js';
-import { ApiError } from '../../src/errors/index.js';
+import { InvalidRequestError } from '../../src/errors/index.js';
 
 describe('output rule', () => {
   const cases: Array<[string, Parameters<typeof outputOf>[0], string]> = [
@@ -56,6 +56,6 @@ describe('arguments', () => {
     expect(parseArguments(undefined).text).toBe('{}');
   });
   it.each([['not json'], ['[1,2]'], ['3'], [[1]], ['x'.repeat(1024 * 1024 + 1)]])('rejects %#', (raw) => {
-    expect(() => parseArguments(raw)).toThrow(ApiError);
+    expect(() => parseArguments(raw)).toThrow(InvalidRequestError);
   });
 });
