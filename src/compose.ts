@@ -16,6 +16,13 @@ import { Upstreams } from './mcp/upstreams.js';
 import { Metrics } from './obs/metrics.js';
 import { SecretValues } from './obs/logger.js';
 import { FileRegistryStore } from './registry/fileStore.js';
+import OpenAI from 'openai';
+import { MemoryResponseStore, type ResponseStore } from './responses/store.js';
+import { ResponsesService } from './responses/service.js';
+import { responsesRoutes } from './responses/routes.js';
+import { ChatCompletionsAdapter } from './responses/upstream/chatCompletions.js';
+import { ResponsesAdapter } from './responses/upstream/responsesApi.js';
+import type { ModelAdapter } from './responses/upstream/types.js';
 import type { RegistryStore } from './registry/store.js';
 
 export interface BrokerInstance {
@@ -23,6 +30,7 @@ export interface BrokerInstance {
   broker: Broker;
   registry: RegistryStore;
   approvalStore: ApprovalStore;
+  responseStore: ResponseStore;
   readiness: Readiness;
   metrics: Metrics;
   close(): Promise<void>;
@@ -108,13 +116,38 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
 
   const readiness: Readiness = { loaded: true, draining: false };
   const credentials = new Credentials({ adminToken: o.adminToken, approverToken: env.BROKER_APPROVER_TOKEN, apiKeys: env.BROKER_API_KEYS });
-  const app = createApp({ broker, approvals, credentials, metrics, logger, readiness, maxBodyBytes: env.BROKER_MAX_BODY_BYTES });
+  let adapter: ModelAdapter | undefined;
+  if (env.UPSTREAM_BASE_URL) {
+    const client = new OpenAI({ baseURL: env.UPSTREAM_BASE_URL, apiKey: env.UPSTREAM_API_KEY ?? 'unset', timeout: env.UPSTREAM_TIMEOUT_MS, maxRetries: 0 });
+    adapter = env.UPSTREAM_API === 'responses' ? new ResponsesAdapter(client) : new ChatCompletionsAdapter(client);
+  }
+  const responseStore = new MemoryResponseStore();
+  const responses = new ResponsesService({
+    broker,
+    approvals,
+    adapter,
+    store: responseStore,
+    logger: logger.child({ component: 'responses' }),
+    maxIterations: env.BROKER_MAX_ITERATIONS,
+    maxMcpTools: env.BROKER_MAX_TOOLS_PER_REQUEST,
+  });
+  const app = createApp({
+    broker,
+    approvals,
+    credentials,
+    metrics,
+    logger,
+    readiness,
+    maxBodyBytes: env.BROKER_MAX_BODY_BYTES,
+    responses: responsesRoutes(responses),
+  });
 
   return {
     app,
     broker,
     registry,
     approvalStore,
+    responseStore,
     readiness,
     metrics,
     async close() {

@@ -62,6 +62,11 @@ export interface CallContext {
   capacity: 'throw' | 'item';
 }
 
+export type PreparedCall =
+  | { kind: 'refused'; item: McpCallItem }
+  | { kind: 'approval'; item: McpApprovalRequestItem; record: ApprovalRecord }
+  | { kind: 'run'; args: ParsedArguments; approval_request_id: string | null };
+
 export type CallResult =
   | { kind: 'call'; item: McpCallItem }
   | { kind: 'approval'; item: McpApprovalRequestItem; record: ApprovalRecord };
@@ -112,6 +117,17 @@ export class Broker {
 
   /** SPEC §3: checked against the broker's own listing; approval or execution. */
   async call(server: ResolvedServer, req: CallRequest, ctx: CallContext): Promise<CallResult> {
+    const p = await this.prepareCall(server, req, ctx);
+    if (p.kind === 'refused') return { kind: 'call', item: p.item };
+    if (p.kind === 'approval') return p;
+    return { kind: 'call', item: await this.execute(server, req.name, p.args, p.approval_request_id, ctx) };
+  }
+
+  /**
+   * Everything before tools/call: the broker's own listing, policy and pins, then either a
+   * new approval request, a claimed approval (its stored arguments), or arguments to run.
+   */
+  async prepareCall(server: ResolvedServer, req: CallRequest, ctx: CallContext): Promise<PreparedCall> {
     const args = req.approval_request_id && req.arguments === undefined ? undefined : parseArguments(req.arguments);
     const { listing } = await this.d.catalog.get(server, { signal: ctx.signal }).catch((err) => {
       throw this.listingFailed(server, err, ctx.capacity);
@@ -119,7 +135,7 @@ export class Broker {
     const fields = { server_label: server.server_label, name: req.name, arguments: args?.text ?? '{}' };
     const found = listing.tools.find((t) => t.tool.name === req.name);
     const refused = this.refusal(server, found);
-    if (refused) return { kind: 'call', item: callItem({ ...fields, approval_request_id: req.approval_request_id }, refused) };
+    if (refused) return { kind: 'refused', item: callItem({ ...fields, approval_request_id: req.approval_request_id }, refused) };
     const tool = found!;
 
     if (req.approval_request_id) {
@@ -131,15 +147,14 @@ export class Broker {
         tool_sha256: tool.hash,
         arguments_sha256: args?.sha256,
       });
-      const stored = parseArguments(record.arguments);
-      return { kind: 'call', item: await this.execute(server, req.name, stored, record.id, ctx) };
+      return { kind: 'run', args: parseArguments(record.arguments), approval_request_id: record.id };
     }
     const a = args!;
     if (effectiveNeedsApproval({ name: req.name, readOnly: tool.readOnly }, server.layers)) {
       const record = await this.requestApproval(server, req.name, a, tool.hash, ctx.owner);
       return { kind: 'approval', item: approvalRequestItem(record.id, fields), record };
     }
-    return { kind: 'call', item: await this.execute(server, req.name, a, null, ctx) };
+    return { kind: 'run', args: a, approval_request_id: null };
   }
 
   /** Why a named tool may not be called, as an mcp_protocol_error outcome; nothing is sent. */
