@@ -124,6 +124,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   const responseStore = new MemoryResponseStore();
   const responses = new ResponsesService({
     broker,
+    metrics,
     approvals,
     adapter,
     store: responseStore,

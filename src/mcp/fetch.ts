@@ -78,15 +78,20 @@ export function createUpstreamFetch(agent: Agent, maxBytes: number): FetchLike {
     if (!res.body) return res;
     const id = requestIdOf(init?.body);
     const headers = new Headers(res.headers);
+    headers.delete('content-encoding');
     const init2 = { status: res.status, statusText: res.statusText, headers };
-    if ((res.headers.get('content-type') ?? '').includes('text/event-stream')) {
+    // A POST's SSE stream carries one request's answer and ends: read it whole, under the cap.
+    // Other streams (the standalone GET, legacy SSE) stay open: each event is capped instead.
+    const sse = (res.headers.get('content-type') ?? '').includes('text/event-stream');
+    if (sse && (init?.method !== 'POST' || id === undefined)) {
       return new Response(res.body.pipeThrough(capSse(maxBytes, id)), init2);
     }
     const bytes = await readCapped(res.body, maxBytes);
     if (bytes) return new Response(bytes.byteLength ? (bytes as BodyInit) : null, init2);
     if (id !== undefined && res.ok) {
-      headers.set('content-type', 'application/json');
       headers.delete('content-length');
+      if (sse) return new Response(`event: message\ndata: ${tooLargeMessage(id, maxBytes)}\n\n`, init2);
+      headers.set('content-type', 'application/json');
       return new Response(tooLargeMessage(id, maxBytes), init2);
     }
     throw new Error(`upstream response exceeded ${maxBytes} bytes`);

@@ -19,7 +19,7 @@ export class UpstreamLimits {
 
   constructor(private readonly o: LimitOptions) {}
 
-  async run<T>(origin: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async run<T>(origin: string, fn: () => Promise<T>): Promise<T> {
     const breaker = this.breaker(origin);
     if (breaker.state === CircuitState.Open) throw new BrokerCapacityError(503, 'circuit_open', 'The MCP server is failing; calls are refused for a while.', this.o.breakerHalfOpenMs / 1000);
     const n = this.perOrigin.get(origin) ?? 0;
@@ -29,7 +29,7 @@ export class UpstreamLimits {
     this.perOrigin.set(origin, n + 1);
     this.inflight++;
     try {
-      return await breaker.execute(({ signal }) => fn(signal));
+      return await breaker.execute(fn);
     } catch (err) {
       if (err instanceof BrokenCircuitError) {
         throw new BrokerCapacityError(503, 'circuit_open', 'The MCP server is failing; calls are refused for a while.', this.o.breakerHalfOpenMs / 1000);

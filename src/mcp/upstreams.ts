@@ -36,15 +36,11 @@ export class Upstreams {
   }
 
   listTools(t: UpstreamTarget, signal?: AbortSignal): Promise<Tool[]> {
-    return this.limits.run(t.origin, (breakerSignal) =>
-      this.session(t).listTools({ timeoutMs: t.callTimeoutMs, signal: anySignal(signal, breakerSignal) }),
-    );
+    return this.limits.run(t.origin, () => this.session(t).listTools({ timeoutMs: t.callTimeoutMs, signal }));
   }
 
   callTool(t: UpstreamTarget, name: string, args: Record<string, unknown>, signal?: AbortSignal): Promise<CallToolResult> {
-    return this.limits.run(t.origin, (breakerSignal) =>
-      this.session(t).callTool(name, args, { timeoutMs: t.callTimeoutMs, signal: anySignal(signal, breakerSignal) }),
-    );
+    return this.limits.run(t.origin, () => this.session(t).callTool(name, args, { timeoutMs: t.callTimeoutMs, signal }));
   }
 
   private fetchFor(policy: EgressPolicy): FetchLike {
@@ -59,8 +55,4 @@ export class Upstreams {
     await this.pool.close();
     await this.agents.close();
   }
-}
-
-function anySignal(a: AbortSignal | undefined, b: AbortSignal): AbortSignal {
-  return a ? AbortSignal.any([a, b]) : b;
 }

@@ -23,6 +23,13 @@ export class Metrics {
     labelNames: ['server_label', 'method', 'kind'],
     registers: [this.registry],
   });
+  readonly modelDuration = new client.Histogram({
+    name: 'broker_model_upstream_duration_seconds',
+    help: 'Model upstream latency per turn (Responses layer)',
+    labelNames: ['outcome'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
   readonly cacheLookups = new client.Counter({
     name: 'broker_tool_cache_lookups_total',
     help: 'Tool listing cache lookups',

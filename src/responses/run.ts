@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Metrics } from '../obs/metrics.js';
 import type { ApprovalService } from '../approvals/service.js';
 import type { Broker, PreparedCall } from '../broker/broker.js';
 import { callItem } from '../broker/items.js';
@@ -17,6 +18,7 @@ import { addUsage, zeroUsage, type ModelAdapter, type TurnEvent, type TurnReques
 
 export interface RunDeps {
   broker: Broker;
+  metrics: Metrics;
   approvals: ApprovalService;
   adapter: ModelAdapter;
   store: ResponseStore;
@@ -98,7 +100,15 @@ export class ResponseRun {
 
   private async loop(): Promise<{ status: 'completed' | 'incomplete'; reason?: string }> {
     for (let turn = 0; turn < this.d.maxIterations; turn++) {
-      const result = await this.d.adapter.turn(this.turnRequest(turn), (e) => this.onTurnEvent(e), this.signal);
+      const started = performance.now();
+      let outcome = 'error';
+      let result;
+      try {
+        result = await this.d.adapter.turn(this.turnRequest(turn), (e) => this.onTurnEvent(e), this.signal);
+        outcome = 'ok';
+      } finally {
+        this.d.metrics.modelDuration.observe({ outcome }, (performance.now() - started) / 1000);
+      }
       this.usage = addUsage(this.usage, result.usage);
       this.closeMessage();
       const calls = result.items.filter((i): i is FunctionCallEntry => i.type === 'function_call');

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Metrics } from '../obs/metrics.js';
 import type { ApprovalService } from '../approvals/service.js';
 import type { Broker } from '../broker/broker.js';
 import { ConflictError, InvalidRequestError, NotFoundError, UpstreamError } from '../errors/index.js';
@@ -14,6 +15,7 @@ import type { ModelAdapter } from './upstream/types.js';
 
 export interface ResponsesOptions {
   broker: Broker;
+  metrics: Metrics;
   approvals: ApprovalService;
   adapter: ModelAdapter | undefined;
   store: ResponseStore;
@@ -85,7 +87,7 @@ export class ResponsesService {
 
   run(p: PreparedRun, sink: Sink, signal: AbortSignal): ResponseRun {
     const run = new ResponseRun(
-      { broker: this.o.broker, approvals: this.o.approvals, adapter: this.o.adapter!, store: this.o.store, logger: this.o.logger, maxIterations: this.o.maxIterations },
+      { broker: this.o.broker, metrics: this.o.metrics, approvals: this.o.approvals, adapter: this.o.adapter!, store: this.o.store, logger: this.o.logger, maxIterations: this.o.maxIterations },
       p,
       sink,
       signal,

@@ -1,9 +1,19 @@
 import { randomBytes, createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 
+// One getrandom() per 256 ids instead of one per id: ids are minted on every item.
+const POOL = 16 * 256;
+let pool = Buffer.alloc(0);
+let at = POOL;
+
 /** OpenAI-style ids with 128 random bits: `mcpl_…`, `mcp_…`, `mcpr_…`, `resp_…`. */
 export function newId(prefix: string): string {
-  return `${prefix}_${randomBytes(16).toString('hex')}`;
+  if (at >= POOL) {
+    pool = randomBytes(POOL);
+    at = 0;
+  }
+  at += 16;
+  return `${prefix}_${pool.toString('hex', at - 16, at)}`;
 }
 
 export function sha256Hex(data: string): string {

@@ -1,0 +1,244 @@
+/**
+ * npm run bench: the broker, an SDK MCP server and an instant fake model each in their own
+ * process; this process is the client. Prints a markdown table (copied into the README).
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import { Agent, request } from 'undici';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { MemoryApprovalStore } from '../src/approvals/memoryStore.js';
+import { ApprovalService } from '../src/approvals/service.js';
+import { summarize, ms } from './stats.js';
+
+const ADMIN = 'bench-admin';
+const KEY = 'bench-key';
+const APPROVER = 'bench-approver';
+const rows: string[][] = [];
+const row = (...cells: string[]) => rows.push(cells);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function child<T>(file: string): Promise<{ proc: ChildProcess; info: T }> {
+  const proc = fork(join(__dirname, file), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve) => proc.once('message', (info) => resolve({ proc, info: info as T })));
+}
+
+async function counters(proc: ChildProcess): Promise<{ list: number; calls: Record<string, number> }> {
+  return new Promise((resolve) => {
+    proc.once('message', (m) => resolve((m as { counters: { list: number; calls: Record<string, number> } }).counters));
+    proc.send('counters');
+  });
+}
+
+async function metricSum(base: string, name: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(`${name}_sum`)) sum += Number(line.split(' ').pop());
+  return sum * 1000;
+}
+
+// The gateway's side: a keep-alive undici client (lighter than fetch; its cost is not the broker's).
+const gateway = new Agent({ keepAliveTimeout: 60_000, connections: 64 });
+const post = async (base: string, path: string, body: unknown, token = KEY) => {
+  const r = await request(base + path, { method: 'POST', dispatcher: gateway, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { ok: r.statusCode < 300, status: r.statusCode, json: () => r.body.json() as Promise<any>, text: () => r.body.text() };
+};
+
+async function main() {
+  const mcp = await child<{ url: string }>('procs/mcp.js');
+  const model = await child<{ url: string }>('procs/model.js');
+  const dir = mkdtempSync(join(tmpdir(), 'bench-'));
+  const config = join(dir, 'servers.config.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      servers: [
+        { server_label: 'fx', server_url: mcp.info.url, require_approval: 'never', allow_private_network: true },
+        { server_label: 'gated', server_url: mcp.info.url, require_approval: 'always', allow_private_network: true },
+      ],
+    }),
+  );
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const broker = spawn(process.execPath, [join(__dirname, '../../dist/main.js')], {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      BROKER_CONFIG: config,
+      BROKER_DEMO: 'off',
+      BROKER_ADMIN_TOKEN: ADMIN,
+      BROKER_API_KEYS: KEY,
+      BROKER_APPROVER_TOKEN: APPROVER,
+      UPSTREAM_BASE_URL: model.info.url,
+      LOG_LEVEL: 'warn',
+      // 500 concurrent responses each call the one MCP origin.
+      BROKER_MAX_INFLIGHT_PER_ORIGIN: '1024',
+      BROKER_MAX_PENDING_APPROVALS: '100000',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  for (let i = 0; i < 200; i++) {
+    if ((await fetch(`${base}/readyz`).catch(() => undefined))?.ok) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+
+  try {
+    await benchCall(base, mcp.info.url);
+    await benchList(base, mcp.info.url);
+    await benchApprovals(base);
+    await benchResponses(base, mcp.proc, broker.pid!);
+  } finally {
+    broker.kill('SIGKILL');
+    mcp.proc.kill();
+    model.proc.kill();
+  }
+
+  console.log('\n| measurement | result | target |\n|---|---|---|');
+  for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+}
+
+async function sdkClient(url: string) {
+  const client = new Client({ name: 'bench', version: '1' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  return client;
+}
+
+/** Interleaved: a direct SDK callTool on a warm session vs the same call through the broker. */
+async function benchCall(base: string, url: string) {
+  const client = await sdkClient(url);
+  const body = { tool: { type: 'mcp', server_label: 'fx' }, name: 'echo', arguments: { text: 'bench' } };
+  const direct: number[] = [];
+  const brokered: number[] = [];
+  for (let i = 0; i < 3200; i++) {
+    const warm = i < 200;
+    let t = performance.now();
+    await client.callTool({ name: 'echo', arguments: { text: 'bench' } });
+    if (!warm) direct.push(performance.now() - t);
+    t = performance.now();
+    const r = await post(base, '/v1/mcp/call', body);
+    await r.json();
+    if (!warm) brokered.push(performance.now() - t);
+  }
+  await client.close();
+  const d = summarize(direct);
+  const b = summarize(brokered);
+  row('tools/call direct SDK (p50 / p99)', `${ms(d.p50)} / ${ms(d.p99)}`, '');
+  row('POST /v1/mcp/call (p50 / p99)', `${ms(b.p50)} / ${ms(b.p99)}`, '');
+  row('broker ÷ direct call, p50', (b.p50 / d.p50).toFixed(2), '≤ 1.15');
+  row('broker ÷ direct call, p99', (b.p99 / d.p99).toFixed(2), '≤ 1.3');
+}
+
+async function benchList(base: string, url: string) {
+  const client = await sdkClient(url);
+  const body = { tool: { type: 'mcp', server_label: 'fx' } };
+  const direct: number[] = [];
+  const cached: number[] = [];
+  for (let i = 0; i < 1100; i++) {
+    let t = performance.now();
+    await client.listTools();
+    if (i >= 100) direct.push(performance.now() - t);
+    t = performance.now();
+    await (await post(base, '/v1/mcp/list_tools', body)).json();
+    if (i >= 100) cached.push(performance.now() - t);
+  }
+  await client.close();
+  const d = summarize(direct);
+  const c = summarize(cached);
+  row('listTools direct SDK (p50)', ms(d.p50), '');
+  row('POST /v1/mcp/list_tools cached (p50)', ms(c.p50), '');
+  row('cached list_tools ÷ direct listTools, p50', (c.p50 / d.p50).toFixed(2), '≤ 0.1');
+}
+
+async function benchApprovals(base: string) {
+  const lat: number[] = [];
+  for (let i = 0; i < 220; i++) {
+    const created = await (await post(base, '/v1/mcp/call', { tool: { type: 'mcp', server_label: 'gated' }, name: 'echo', arguments: { text: `a${i}` } })).json();
+    const waiting = request(`${base}/v1/mcp/approvals/${created.id}?wait_ms=10000`, { dispatcher: gateway, headers: { authorization: `Bearer ${KEY}` } }).then(async (r) => {
+      await r.body.json();
+      return performance.now();
+    });
+    await new Promise((r) => setTimeout(r, 5));
+    const t0 = performance.now();
+    await (await post(base, `/v1/mcp/approvals/${created.id}/decision`, { approve: i % 2 === 0 }, APPROVER)).json();
+    const t1 = await waiting;
+    if (i >= 20) lat.push(t1 - t0);
+  }
+  const s = summarize(lat);
+  row('decision → waiting long-poll returns (p50 / p99)', `${ms(s.p50)} / ${ms(s.p99)}`, 'p50 ≤ 5 ms');
+
+  // Approval store throughput, in process: create → approve → claim.
+  const store = new MemoryApprovalStore();
+  const svc = new ApprovalService(store, { ttlS: 900, maxPendingPerKey: 1_000_000 });
+  const n = 20000;
+  const t = performance.now();
+  for (let i = 0; i < n; i++) {
+    const r = await svc.create({ owner: 'o', mode: 'caller', server_label: 's', server_key: 'k', server_url: 'u', server_origin: 'o', name: 't', arguments: '{}', arguments_sha256: 'h', tool_sha256: 'x' });
+    await svc.decide(r.id, { kind: 'approver' }, { approve: true });
+    await svc.claim(r.id, { owner: 'o', server_key: 'k', server_url: 'u', name: 't', tool_sha256: 'x', arguments_sha256: undefined });
+  }
+  const secs = (performance.now() - t) / 1000;
+  await store.close();
+  row('approval store: create + approve + claim', `${Math.round(n / secs).toLocaleString('en-US')} cycles/s`, '');
+}
+
+async function benchResponses(base: string, mcpProc: ChildProcess, brokerPid: number) {
+  const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: KEY, maxRetries: 0 });
+  const tools: OpenAI.Responses.Tool[] = [{ type: 'mcp', server_label: 'fx', require_approval: 'never' }];
+  // Warm up, then measure: each conversation is two turns; each turn = 2 model calls + 1 MCP call.
+  for (let i = 0; i < 20; i++) {
+    const r1 = await client.responses.create({ model: 'm', input: 'add', tools });
+    await client.responses.create({ model: 'm', input: 'again', tools, previous_response_id: r1.id });
+  }
+  const conversations = 200;
+  const own: number[] = [];
+  let secondTurnListings = 0;
+  for (let i = 0; i < conversations; i++) {
+    for (const turn of [1, 2]) {
+      const before = { model: await metricSum(base, 'broker_model_upstream_duration_seconds'), mcp: await metricSum(base, 'broker_mcp_upstream_duration_seconds') };
+      const listBefore = turn === 2 ? (await counters(mcpProc)).list : 0;
+      const t = performance.now();
+      const r = await client.responses.create({ model: 'm', input: turn === 1 ? 'add' : 'again', tools, ...(turn === 2 ? { previous_response_id: prevId } : {}) });
+      const total = performance.now() - t;
+      if (turn === 1) prevId = r.id;
+      const after = { model: await metricSum(base, 'broker_model_upstream_duration_seconds'), mcp: await metricSum(base, 'broker_mcp_upstream_duration_seconds') };
+      own.push(total - (after.model - before.model) - (after.mcp - before.mcp));
+      if (turn === 2) secondTurnListings += (await counters(mcpProc)).list - listBefore;
+    }
+  }
+  const s = summarize(own);
+  row('Responses turn: broker time excluding model and MCP (p50 / p99)', `${ms(s.p50)} / ${ms(s.p99)}`, '≤ 2 ms');
+  row(`upstream tools/list on ${conversations} second turns`, String(secondTurnListings), '0');
+
+  // 500 concurrent streaming responses, each with one MCP call.
+  const started = performance.now();
+  const results = await Promise.all(
+    Array.from({ length: 500 }, async () => {
+      const res = await post(base, '/v1/responses', { model: 'm', input: 'add', tools, stream: true });
+      const text = await res.text();
+      return res.ok && text.includes('event: response.completed') && !text.includes('"status":"failed"');
+    }),
+  );
+  const secs = (performance.now() - started) / 1000;
+  const ok = results.filter(Boolean).length;
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${brokerPid}/status`, 'utf8'))?.[1];
+  row('500 concurrent streaming responses', `${ok}/500 completed, ${500 - ok} errors, ${secs.toFixed(1)} s`, 'no error');
+  row('broker peak RSS (whole run)', `${Math.round(Number(hwm) / 1024)} MiB`, '');
+}
+let prevId = '';
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
