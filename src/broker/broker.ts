@@ -193,7 +193,7 @@ export class Broker {
   }
 
   outcomeOfFailure(server: ResolvedServer, f: UpstreamFailure): CallOutcome {
-    const message = scrub(f.message, server.secrets);
+    const message = clip(scrub(f.message, server.secrets));
     return f.kind === 'protocol'
       ? { output: null, error: { type: 'mcp_protocol_error', code: f.code, message } }
       : { output: null, error: { type: 'http_error', code: f.status, message } };
@@ -264,7 +264,7 @@ export class Broker {
     if (err instanceof BrokerCapacityError && capacity === 'throw') return capacityError(err);
     if (err instanceof ExternalConnectorError) return err;
     const f = classifyUpstreamError(err);
-    const detail = scrub(f.kind === 'protocol' ? `MCP error ${f.code}: ${f.message}` : f.message, server.secrets);
+    const detail = clip(scrub(f.kind === 'protocol' ? `MCP error ${f.code}: ${f.message}` : f.message, server.secrets));
     return new ExternalConnectorError(
       f.kind === 'protocol' ? 'http_error' : f.code,
       `Error retrieving tool list from MCP server: '${server.server_label}'. ${detail}`,
@@ -278,6 +278,9 @@ export class Broker {
     if (err !== undefined) this.d.metrics.upstreamErrors.inc({ server_label: server.server_label, method, kind: outcome });
   }
 }
+
+/** Upstream messages can be huge; callers and models get the first 2000 characters. */
+const clip = (m: string) => (m.length > 2000 ? `${m.slice(0, 2000)}… (${m.length - 2000} more characters)` : m);
 
 function capacityError(err: BrokerCapacityError): ApiError {
   return err.status === 429

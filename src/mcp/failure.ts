@@ -32,7 +32,8 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
   if (err instanceof McpError) {
     if (err.code === ErrorCode.RequestTimeout) return { kind: 'http', status: 504, code: 'timeout', message: 'The MCP server timed out.' };
     if (err.code === RESPONSE_TOO_LARGE) return { kind: 'http', status: 502, code: 'http_error', message: err.message.replace(/^MCP error -?\d+: /, '') };
-    if (err.code === ErrorCode.ConnectionClosed) return { kind: 'http', status: 502, code: 'connection_error', message: 'The connection to the MCP server was closed.' };
+    // The SDK's own "Connection closed" shares -32000 with servers' application errors.
+    if (err.code === ErrorCode.ConnectionClosed && /Connection closed/.test(err.message)) return { kind: 'http', status: 502, code: 'connection_error', message: 'The connection to the MCP server was closed.' };
     return { kind: 'protocol', code: err.code, message: err.message.replace(/^MCP error -?\d+: /, '') };
   }
   if (err instanceof StreamableHTTPError || err instanceof SseError) {

@@ -20,8 +20,8 @@ export class UpstreamLimits {
   constructor(private readonly o: LimitOptions) {}
 
   async run<T>(origin: string, fn: () => Promise<T>): Promise<T> {
+    // An open breaker refuses inside execute(), which is also where it moves to half-open.
     const breaker = this.breaker(origin);
-    if (breaker.state === CircuitState.Open) throw new BrokerCapacityError(503, 'circuit_open', 'The MCP server is failing; calls are refused for a while.', this.o.breakerHalfOpenMs / 1000);
     const n = this.perOrigin.get(origin) ?? 0;
     if (n >= this.o.maxInflightPerOrigin || this.inflight >= this.o.maxInflight) {
       throw new BrokerCapacityError(429, 'upstream_busy', 'Too many concurrent calls to the MCP server.', 1);

@@ -122,7 +122,10 @@ export class UpstreamSession {
       const status = httpStatusOf(err);
       const fallback = this.target.transport === 'auto' && first === 'streamable_http' && status !== undefined && status >= 400 && status < 500;
       if (!fallback) throw err;
-      return this.openWith('sse');
+      // If legacy SSE fails too, the Streamable HTTP answer is the one worth reporting.
+      return this.openWith('sse').catch(() => {
+        throw err;
+      });
     }
   }
 
