@@ -104,6 +104,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     approvalTtlS: env.APPROVAL_TTL_S,
     logger,
     metrics,
+    secrets: o.secrets,
   });
 
   // An admin write drops the server's listings and sessions and re-enables webhook endpoints.

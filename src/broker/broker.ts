@@ -9,6 +9,7 @@ import { ExternalConnectorError, RateLimitError, UpstreamError, retryAfter, type
 import { BrokerCapacityError, classifyUpstreamError, type UpstreamFailure } from '../mcp/failure.js';
 import type { Upstreams } from '../mcp/upstreams.js';
 import type { Metrics } from '../obs/metrics.js';
+import type { SecretValues } from '../obs/logger.js';
 import { effectiveAllowed, effectiveNeedsApproval } from '../policy/policy.js';
 import type { RegistryStore } from '../registry/store.js';
 import { scrub } from '../util/scrub.js';
@@ -39,6 +40,8 @@ export interface BrokerDeps {
   approvalTtlS: number;
   logger: Logger;
   metrics: Metrics;
+  /** Credential values seen on requests, scrubbed from every log line. */
+  secrets: SecretValues;
 }
 
 /** A tool the caller may see: allowed by every policy layer and not withheld by its pin. */
@@ -75,8 +78,10 @@ export type CallResult =
 export class Broker {
   constructor(readonly d: BrokerDeps) {}
 
-  resolve(param: McpToolParam, at: string): Promise<ResolvedServer> {
-    return resolveServer(param, at, this.d.registry, this.d.settings);
+  async resolve(param: McpToolParam, at: string): Promise<ResolvedServer> {
+    const server = await resolveServer(param, at, this.d.registry, this.d.settings);
+    this.d.secrets.addRecent(server.secrets);
+    return server;
   }
 
   async listTools(
@@ -273,8 +278,13 @@ export class Broker {
   }
 
   private observe(server: ResolvedServer, method: string, started: number, err?: unknown) {
+    const ms = performance.now() - started;
     const outcome = err === undefined ? 'ok' : classifyUpstreamError(err).kind === 'protocol' ? 'protocol_error' : 'transport_error';
-    this.d.metrics.upstreamDuration.observe({ server_label: server.server_label, method, outcome }, (performance.now() - started) / 1000);
+    this.d.metrics.upstreamDuration.observe({ server_label: server.server_label, method, outcome }, ms / 1000);
+    if (this.d.logger.isLevelEnabled('debug')) {
+      const failure = err === undefined ? undefined : classifyUpstreamError(err).message;
+      this.d.logger.debug({ server_label: server.server_label, server_origin: server.origin, method, outcome, ms: Math.round(ms), failure }, 'mcp upstream request');
+    }
     if (err !== undefined) this.d.metrics.upstreamErrors.inc({ server_label: server.server_label, method, kind: outcome });
   }
 }

@@ -30,7 +30,8 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
     return { kind: 'http', status: err.status, code: 'http_error', message: err.message };
   }
   if (err instanceof McpError) {
-    if (err.code === ErrorCode.RequestTimeout) return { kind: 'http', status: 504, code: 'timeout', message: 'The MCP server timed out.' };
+    // Servers may use -32001 too; the SDK's own timeout says so in its message.
+    if (err.code === ErrorCode.RequestTimeout && /Request timed out/.test(err.message)) return { kind: 'http', status: 504, code: 'timeout', message: 'The MCP server timed out.' };
     if (err.code === RESPONSE_TOO_LARGE) return { kind: 'http', status: 502, code: 'http_error', message: err.message.replace(/^MCP error -?\d+: /, '') };
     // The SDK's own "Connection closed" shares -32000 with servers' application errors.
     if (err.code === ErrorCode.ConnectionClosed && /Connection closed/.test(err.message)) return { kind: 'http', status: 502, code: 'connection_error', message: 'The connection to the MCP server was closed.' };
