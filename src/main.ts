@@ -42,8 +42,11 @@ async function main() {
     logger.info({ signal, delay_ms: env.BROKER_DRAIN_DELAY_MS }, 'draining');
     await sleep(env.BROKER_DRAIN_DELAY_MS);
     const closed = new Promise((r) => server.close(() => r(undefined)));
+    // Keep-alive connections go idle as their last response finishes: close each as it does.
+    const reaper = setInterval(() => server.closeIdleConnections(), 50);
     server.closeIdleConnections();
     const timedOut = await Promise.race([closed.then(() => false), sleep(env.BROKER_DRAIN_TIMEOUT_MS).then(() => true)]);
+    clearInterval(reaper);
     if (timedOut) {
       logger.warn('drain timeout: aborting in-flight requests');
       server.closeAllConnections();

@@ -1,0 +1,89 @@
+import fc from 'fast-check';
+import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
+import { startFakeModel, type FakeModel } from './fixtures/fakeModel.js';
+import { ADMIN, APPROVER, KEY_A, record, startBroker, type TestBroker } from './fixtures/broker.js';
+
+/** Bodies near the real shapes, plus arbitrary JSON, malformed text and prototype tricks. */
+const scalar = fc.oneof(fc.string({ maxLength: 20 }), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.constant('__proto__'));
+const label = fc.oneof(fc.constantFrom('fx', 'FX', 'nope', '', 'a b', '__proto__', 'x'.repeat(70)), fc.string({ maxLength: 10 }));
+const toolParam = fc.record(
+  {
+    type: fc.oneof(fc.constant('mcp'), fc.constant('function'), scalar),
+    server_label: fc.oneof(label, scalar),
+    server_url: fc.oneof(fc.constantFrom('https://127.0.0.1/mcp', 'http://x', 'file:///etc/passwd', 'https://[::1]/', 'notaurl'), scalar),
+    headers: fc.oneof(fc.dictionary(fc.string({ maxLength: 12 }), fc.oneof(fc.string({ maxLength: 12 }), scalar), { maxKeys: 4 }), scalar),
+    authorization: scalar,
+    allowed_tools: fc.oneof(fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }), fc.record({ tool_names: fc.array(scalar, { maxLength: 2 }), read_only: scalar }, { requiredKeys: [] }), scalar),
+    require_approval: fc.oneof(fc.constantFrom('always', 'never', 'sometimes'), fc.record({ always: fc.jsonValue(), never: fc.jsonValue() }, { requiredKeys: [] }), scalar),
+  },
+  { requiredKeys: [] },
+);
+const body = (shape: fc.Arbitrary<unknown>) =>
+  fc.oneof(
+    { arbitrary: shape.map((v) => JSON.stringify(v)), weight: 6 },
+    { arbitrary: fc.jsonValue().map((v) => JSON.stringify(v)), weight: 2 },
+    { arbitrary: fc.string({ maxLength: 40 }), weight: 1 },
+    { arbitrary: fc.constantFrom('{"__proto__":{"polluted":1}}', '{"constructor":{"prototype":{"polluted":1}}}', '{"tool":{"type":"mcp","server_label":"fx","headers":{"__proto__":{"polluted":"1"}}}}'), weight: 1 },
+  );
+
+describe('fuzzing every JSON endpoint', () => {
+  let mcp: McpFixture;
+  let model: FakeModel;
+  let b: TestBroker;
+  let approvalId: string;
+  beforeAll(async () => {
+    mcp = await startMcpFixture();
+    model = await startFakeModel();
+    b = await startBroker({ env: { UPSTREAM_BASE_URL: model.url, LOG_LEVEL: 'warn' }, servers: [record('fx', mcp.url, { require_approval: 'always' })] });
+    const r = await b.call('POST', '/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'fx' }, name: 'echo', arguments: { text: 'x' } } });
+    approvalId = r.body.id;
+  });
+  afterAll(async () => {
+    await b.close();
+    await model.close();
+    await mcp.close();
+  });
+
+  const endpoints: Array<[string, string, string, fc.Arbitrary<string>]> = [
+    ['POST', '/v1/mcp/list_tools', KEY_A, body(fc.record({ tool: toolParam }, { requiredKeys: [] }))],
+    ['POST', '/v1/mcp/call', KEY_A, body(fc.record({ tool: toolParam, name: fc.oneof(fc.constantFrom('echo', 'add', 'nope'), scalar), arguments: fc.oneof(fc.jsonValue(), fc.string({ maxLength: 20 })), approval_request_id: scalar }, { requiredKeys: [] }))],
+    ['POST', '/admin/servers', ADMIN, body(fc.record({ server_label: label, server_url: fc.oneof(fc.constantFrom('http://127.0.0.1:9/mcp', 'https://x.example/mcp', 'ftp://x'), scalar), headers: fc.jsonValue(), require_approval: fc.jsonValue(), approval: fc.jsonValue(), allow_private_network: scalar, tool_cache_ttl_s: scalar }, { requiredKeys: [] }))],
+    ['PUT', '/admin/servers/fx2', ADMIN, body(fc.record({ server_label: label, server_url: scalar, transport: scalar }, { requiredKeys: [] }))],
+    ['POST', '/v1/mcp/approvals/APPROVAL/decision', APPROVER, body(fc.record({ approve: scalar, reason: scalar, arguments_sha256: scalar }, { requiredKeys: [] }))],
+    ['POST', '/v1/responses', KEY_A, body(fc.record({ model: fc.oneof(fc.constant('m'), scalar), input: fc.oneof(fc.string({ maxLength: 10 }), fc.array(fc.oneof(fc.record({ role: fc.constantFrom('user', 'assistant', 'x'), content: fc.oneof(fc.string({ maxLength: 8 }), fc.jsonValue()) }), fc.record({ type: fc.constantFrom('mcp_approval_response', 'mcp_call', 'function_call_output', 'item_reference', 'reasoning', 'x'), id: scalar, approval_request_id: scalar, approve: scalar, call_id: scalar, output: scalar })), { maxLength: 3 })), tools: fc.array(toolParam, { maxLength: 2 }), tool_choice: fc.jsonValue(), previous_response_id: scalar, stream: fc.constant(false), max_tool_calls: scalar, temperature: scalar }, { requiredKeys: [] }))],
+  ];
+
+  it.each(endpoints)('%s %s never answers 5xx and always with an OpenAI error body', async (method, path, token, arb) => {
+    await fc.assert(
+      fc.asyncProperty(arb, async (raw) => {
+        const r = await b.call(method, path.replace('APPROVAL', approvalId), { token, body: raw });
+        expect(r.status === 500 || r.status > 504).toBe(false);
+        if (r.status >= 500) expect(r.body.error.code).toMatch(/^(upstream_error|upstream_timeout|circuit_open)$/);
+        if (r.status >= 300) {
+          const e = r.body?.error;
+          expect(Object.keys(r.body ?? {})).toEqual(['error']);
+          expect(Object.keys(e).sort()).toEqual(['code', 'message', 'param', 'type']);
+          expect(typeof e.message).toBe('string');
+          expect(typeof e.type).toBe('string');
+          expect(e.param === null || typeof e.param === 'string').toBe(true);
+          expect(e.code === null || typeof e.code === 'string').toBe(true);
+        }
+        expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+      }),
+      { numRuns: 60, verbose: 1 },
+    );
+    expect((await fetch(`${b.url}/healthz`)).status).toBe(200);
+  }, 60_000);
+
+  it('query strings of the GET routes', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.string({ maxLength: 30 }), fc.string({ maxLength: 10 }), async (q, id) => {
+        for (const path of [`/v1/mcp/approvals/${encodeURIComponent(id)}?wait_ms=${encodeURIComponent(q)}`, `/v1/mcp/approvals?status=${encodeURIComponent(q)}`, `/v1/responses/${encodeURIComponent(id)}/input_items?limit=${encodeURIComponent(q)}`]) {
+          const r = await b.call('GET', path, { token: path.includes('status=') ? APPROVER : KEY_A });
+          expect(r.status).toBeLessThan(500);
+        }
+      }),
+      { numRuns: 40 },
+    );
+  }, 60_000);
+});
