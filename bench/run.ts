@@ -42,12 +42,19 @@ async function counters(proc: ChildProcess): Promise<{ list: number; calls: Reco
   });
 }
 
-async function metricSum(base: string, name: string): Promise<number> {
+async function metricSum(base: string, name: string, match = ''): Promise<number> {
   const text = await (await fetch(`${base}/metrics`)).text();
   let sum = 0;
-  for (const line of text.split('\n')) if (line.startsWith(`${name}_sum`)) sum += Number(line.split(' ').pop());
+  for (const line of text.split('\n')) if (line.startsWith(`${name}_sum`) && line.includes(match)) sum += Number(line.split(' ').pop());
   return sum * 1000;
 }
+
+const ROUTE = 'broker_http_request_duration_seconds';
+const turnTimes = async (base: string) => ({
+  route: await metricSum(base, ROUTE, 'route="/v1/responses/"'),
+  model: await metricSum(base, 'broker_model_upstream_duration_seconds'),
+  mcp: await metricSum(base, 'broker_mcp_upstream_duration_seconds'),
+});
 
 // The gateway's side: a keep-alive undici client (lighter than fetch; its cost is not the broker's).
 const gateway = new Agent({ keepAliveTimeout: 60_000, connections: 64 });
@@ -99,6 +106,8 @@ async function main() {
     await benchList(base, mcp.info.url);
     await benchApprovals(base);
     await benchResponses(base, mcp.proc, broker.pid!);
+    await benchBreaker(base);
+    await benchGuard(mcp.info.url);
   } finally {
     broker.kill('SIGKILL');
     mcp.proc.kill();
@@ -206,19 +215,17 @@ async function benchResponses(base: string, mcpProc: ChildProcess, brokerPid: nu
   let secondTurnListings = 0;
   for (let i = 0; i < conversations; i++) {
     for (const turn of [1, 2]) {
-      const before = { model: await metricSum(base, 'broker_model_upstream_duration_seconds'), mcp: await metricSum(base, 'broker_mcp_upstream_duration_seconds') };
+      const before = await turnTimes(base);
       const listBefore = turn === 2 ? (await counters(mcpProc)).list : 0;
-      const t = performance.now();
       const r = await client.responses.create({ model: 'm', input: turn === 1 ? 'add' : 'again', tools, ...(turn === 2 ? { previous_response_id: prevId } : {}) });
-      const total = performance.now() - t;
       if (turn === 1) prevId = r.id;
-      const after = { model: await metricSum(base, 'broker_model_upstream_duration_seconds'), mcp: await metricSum(base, 'broker_mcp_upstream_duration_seconds') };
-      own.push(total - (after.model - before.model) - (after.mcp - before.mcp));
+      const after = await turnTimes(base);
+      own.push(after.route - before.route - (after.model - before.model) - (after.mcp - before.mcp));
       if (turn === 2) secondTurnListings += (await counters(mcpProc)).list - listBefore;
     }
   }
   const s = summarize(own);
-  row('Responses turn: broker time excluding model and MCP (p50 / p99)', `${ms(s.p50)} / ${ms(s.p99)}`, '≤ 2 ms');
+  row('Responses turn: broker time excluding model and MCP (server-side, p50 / p99)', `${ms(s.p50)} / ${ms(s.p99)}`, '≤ 2 ms');
   row(`upstream tools/list on ${conversations} second turns`, String(secondTurnListings), '0');
 
   // 500 concurrent streaming responses, each with one MCP call.
@@ -237,6 +244,68 @@ async function benchResponses(base: string, mcpProc: ChildProcess, brokerPid: nu
   row('broker peak RSS (whole run)', `${Math.round(Number(hwm) / 1024)} MiB`, '');
 }
 let prevId = '';
+
+/** An open breaker answers 503 without touching the network. */
+async function benchBreaker(base: string) {
+  const body = { tool: { type: 'mcp', server_label: 'down' }, name: 'x', arguments: {} };
+  await post(base, '/admin/servers', { server_label: 'down', server_url: 'http://127.0.0.1:1/mcp', allow_private_network: true }, ADMIN);
+  for (let i = 0; i < 10; i++) await (await post(base, '/v1/mcp/call', body)).text();
+  const lat: number[] = [];
+  for (let i = 0; i < 1000; i++) {
+    const t = performance.now();
+    const r = await post(base, '/v1/mcp/call', body);
+    await r.text();
+    if (r.status !== 503) throw new Error(`breaker not open: ${r.status}`);
+    lat.push(performance.now() - t);
+  }
+  const s = summarize(lat);
+  row('open breaker: 503 circuit_open round trip (p50 / p99)', `${ms(s.p50)} / ${ms(s.p99)}`, '≤ 1 ms');
+}
+
+/**
+ * The egress guard and value scrubbing on the call path: two in-process brokers, one with the
+ * guarded dispatchers and one with a plain undici Agent, calls interleaved.
+ */
+async function benchGuard(url: string) {
+  const { composeBroker } = await import('../src/compose.js');
+  const { parseEnv } = await import('../src/config/env.js');
+  const { createLogger, SecretValues } = await import('../src/obs/logger.js');
+  const { AgentPool } = await import('../src/mcp/egress.js');
+  class Unguarded extends AgentPool {
+    private readonly plain = new Agent();
+    override get() {
+      return this.plain;
+    }
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'bench-guard-'));
+  const start = async (name: string, agents?: InstanceType<typeof AgentPool>) => {
+    const config = join(dir, `${name}.json`);
+    writeFileSync(config, JSON.stringify({ servers: [{ server_label: 'fx', server_url: url, require_approval: 'never', allow_private_network: true, headers: { 'X-Token': 'bench-secret-value' } }] }));
+    const env = parseEnv({ BROKER_CONFIG: config, BROKER_API_KEYS: KEY, LOG_LEVEL: 'warn' });
+    const secrets = new SecretValues();
+    const inst = await composeBroker({ env, processEnv: process.env, adminToken: ADMIN, logger: createLogger('warn', secrets), secrets, agents });
+    const server = inst.app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    return { base: `http://127.0.0.1:${(server.address() as { port: number }).port}`, close: async () => (server.close(), await inst.close()) };
+  };
+  const guarded = await start('guarded');
+  const plain = await start('plain', new Unguarded());
+  const body = { tool: { type: 'mcp', server_label: 'fx' }, name: 'echo', arguments: { text: 'bench' } };
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let i = 0; i < 2200; i++) {
+    for (const [target, out] of (i % 2 ? [[guarded, a], [plain, b]] : [[plain, b], [guarded, a]]) as Array<[typeof guarded, number[]]>) {
+      const t = performance.now();
+      await (await post(target.base, '/v1/mcp/call', body)).json();
+      if (i >= 200) out.push(performance.now() - t);
+    }
+  }
+  await guarded.close();
+  await plain.close();
+  const g = summarize(a);
+  const p = summarize(b);
+  row('call with egress guard + scrubbing ÷ without (p50, in-process A/B)', `${(g.p50 / p.p50).toFixed(3)} (${ms(g.p50)} vs ${ms(p.p50)})`, '≤ 1.05');
+}
 
 main().catch((e) => {
   console.error(e);

@@ -45,6 +45,8 @@ export interface ComposeOptions {
   secrets: SecretValues;
   /** Tuning for tests: breaker threshold and half-open delay, session idle time. */
   tuning?: Partial<{ breakerThreshold: number; breakerHalfOpenMs: number; sessionIdleMs: number; webhookBaseDelayMs: number }>;
+  /** The egress dispatchers; injected only by the benchmark's unguarded control. */
+  agents?: AgentPool;
 }
 
 /** The composition root: every part built from configuration and wired together. */
@@ -54,7 +56,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   o.secrets.addPermanent(o.adminToken, env.BROKER_APPROVER_TOKEN, env.UPSTREAM_API_KEY, env.APPROVAL_WEBHOOK_SECRET, ...env.BROKER_API_KEYS);
 
   const registry = await FileRegistryStore.open(env.BROKER_CONFIG);
-  const agents = new AgentPool();
+  const agents = o.agents ?? new AgentPool();
   const limits = new UpstreamLimits({
     maxInflightPerOrigin: env.BROKER_MAX_INFLIGHT_PER_ORIGIN,
     maxInflight: env.BROKER_MAX_INFLIGHT,
