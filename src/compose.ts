@@ -4,6 +4,7 @@ import { MemoryApprovalStore } from './approvals/memoryStore.js';
 import { ApprovalService } from './approvals/service.js';
 import type { ApprovalStore } from './approvals/store.js';
 import { WebhookDispatcher } from './approvals/webhooks.js';
+import { MemoryDeliveryQueue } from './approvals/queue.js';
 import { Broker } from './broker/broker.js';
 import { Catalog } from './catalog/catalog.js';
 import type { Env } from './config/env.js';
@@ -74,9 +75,13 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   const upstreams = new Upstreams(pool, agents, limits, env.BROKER_MAX_UPSTREAM_BYTES);
   const approvalStore = new MemoryApprovalStore();
   const approvals = new ApprovalService(approvalStore, { ttlS: env.APPROVAL_TTL_S, maxPendingPerKey: env.BROKER_MAX_PENDING_APPROVALS });
+  let broker: Broker | undefined;
   const webhooks = new WebhookDispatcher({
     agent: agents.get({ allowPrivate: true, allowCidrs: [] }),
     logger: logger.child({ component: 'webhooks' }),
+    queue: new MemoryDeliveryQueue(),
+    resolve: async (ref) => broker?.webhookEndpoint(ref),
+    onAnswer: (id, answer) => broker?.applyWebhookAnswer(id, answer),
     baseDelayMs: t.webhookBaseDelayMs,
   });
   const metrics = new Metrics({
@@ -86,8 +91,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   });
   webhooks.onOutcome = (outcome) => metrics.webhookDeliveries.inc({ outcome });
 
-  let broker: Broker | undefined;
-  catalog = new Catalog(upstreams, registry, (e) => void broker?.definitionChanged(e));
+  catalog = new Catalog(upstreams, registry, (e) => broker?.definitionChanged(e));
   const publicUrl = (env.BROKER_PUBLIC_URL ?? `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${env.PORT}`).replace(/\/$/, '');
   broker = new Broker({
     registry,

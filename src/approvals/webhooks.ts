@@ -3,6 +3,7 @@ import { fetch as undiciFetch, type Agent } from 'undici';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { newId } from '../util/ids.js';
+import type { DeliveryQueue, WebhookJob, EndpointRef } from './queue.js';
 
 export interface WebhookEndpoint {
   url: string;
@@ -11,22 +12,25 @@ export interface WebhookEndpoint {
 }
 
 export interface WebhookEvent {
-  type: 'approval.requested' | 'tool.definition_changed';
+  type: WebhookJob['type'];
   data: Record<string, unknown>;
-  endpoint: WebhookEndpoint;
+  /** Which webhook: resolved when each attempt is made, so no secret waits in a queue. */
+  endpoint: EndpointRef;
   /** Epoch ms after which delivery stops (the approval's expiry). */
   deadline: number;
-  /** An approver may answer the POST itself with 200 {approve, reason?}. */
-  onAnswer?: (answer: { approve: boolean; reason?: string | null }) => void;
+  /** An approver may answer the POST itself with 200 {approve, reason?}: it decides this approval. */
+  approvalId?: string;
 }
 
+export type Answer = { approve: boolean; reason?: string | null };
 const AnswerSchema = z.object({ approve: z.boolean(), reason: z.string().max(4096).nullable().optional() });
 
 export interface DispatcherOptions {
   agent: Agent;
   logger: Logger;
-  maxQueued?: number;
-  concurrency?: number;
+  queue: DeliveryQueue;
+  resolve: (ref: EndpointRef) => Promise<WebhookEndpoint | undefined>;
+  onAnswer: (approvalId: string, answer: Answer) => void;
   timeoutMs?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
@@ -39,78 +43,58 @@ export interface DispatcherOptions {
  */
 export class WebhookDispatcher {
   private readonly disabled = new Set<string>();
-  private queued = 0;
-  private active = 0;
-  private readonly waiting: Array<() => void> = [];
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private closed = false;
   /** Delivery outcomes, for metrics. */
   onOutcome?: (outcome: 'delivered' | 'failed' | 'retry' | 'dropped') => void;
 
-  constructor(private readonly o: DispatcherOptions) {}
+  constructor(private readonly o: DispatcherOptions) {
+    o.queue.start((job) => this.attempt(job));
+  }
 
-  send(ev: WebhookEvent): boolean {
-    if (this.closed || this.disabled.has(ev.endpoint.url)) return false;
-    if (this.queued >= (this.o.maxQueued ?? 10_000)) {
-      this.o.logger.warn({ event: ev.type }, 'webhook queue full; event dropped');
+  send(ev: WebhookEvent): void {
+    const job: WebhookJob = {
+      id: newId('msg'),
+      type: ev.type,
+      body: JSON.stringify({ type: ev.type, timestamp: new Date().toISOString(), data: ev.data }),
+      endpoint: ev.endpoint,
+      deadline: ev.deadline,
+      attempt: 0,
+      approvalId: ev.approvalId,
+    };
+    this.o.queue.push(job, Date.now()).catch((e: Error) => {
+      this.o.logger.warn({ event: ev.type, err: e.message }, 'webhook event not queued');
       this.onOutcome?.('dropped');
-      return false;
-    }
-    this.queued++;
-    const msgId = newId('msg');
-    const body = JSON.stringify({ type: ev.type, timestamp: new Date().toISOString(), data: ev.data });
-    void this.attempt(ev, msgId, body, 0);
-    return true;
+    });
   }
 
-  /** An admin change re-enables an endpoint that answered 410. */
-  enable(url: string) {
-    this.disabled.delete(url);
-  }
-
+  /** An admin change re-enables endpoints that answered 410. */
   enableAll() {
     this.disabled.clear();
   }
 
-  isDisabled(url: string) {
-    return this.disabled.has(url);
-  }
-
   async close() {
-    this.closed = true;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    await this.o.queue.close();
   }
 
-  private async attempt(ev: WebhookEvent, msgId: string, body: string, n: number): Promise<void> {
-    await this.slot();
-    let retryInMs: number | undefined;
-    try {
-      retryInMs = await this.deliverOnce(ev, msgId, body, n);
-    } finally {
-      this.release();
-    }
-    if (retryInMs === undefined || this.closed) return this.finish();
-    if (Date.now() + retryInMs >= ev.deadline) {
-      this.o.logger.warn({ event: ev.type, webhook_id: msgId }, 'webhook delivery gave up at the deadline');
+  /** One attempt. Returns when to try again (ms from now), or undefined when done either way. */
+  private async attempt(job: WebhookJob): Promise<number | undefined> {
+    const retry = await this.deliverOnce(job);
+    if (retry === undefined) return undefined;
+    if (Date.now() + retry >= job.deadline) {
+      this.o.logger.warn({ event: job.type, webhook_id: job.id }, 'webhook delivery gave up at the deadline');
       this.onOutcome?.('failed');
-      return this.finish();
+      return undefined;
     }
     this.onOutcome?.('retry');
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      void this.attempt(ev, msgId, body, n + 1);
-    }, retryInMs);
-    t.unref();
-    this.timers.add(t);
+    return retry;
   }
 
-  /** One POST. Returns the delay before a retry, or undefined when done (either way). */
-  private async deliverOnce(ev: WebhookEvent, msgId: string, body: string, n: number): Promise<number | undefined> {
-    const log = this.o.logger.child({ event: ev.type, webhook_id: msgId, attempt: n + 1, endpoint: safeOrigin(ev.endpoint.url) });
+  private async deliverOnce(job: WebhookJob): Promise<number | undefined> {
+    const endpoint = await this.o.resolve(job.endpoint);
+    const log = this.o.logger.child({ event: job.type, webhook_id: job.id, attempt: job.attempt + 1, endpoint: endpoint ? safeOrigin(endpoint.url) : null });
+    if (!endpoint || this.disabled.has(endpoint.url)) return undefined;
     let signer: Webhook;
     try {
-      signer = new Webhook(ev.endpoint.secret);
+      signer = new Webhook(endpoint.secret);
     } catch {
       log.error('webhook secret is not a valid whsec_ secret; event not sent');
       this.onOutcome?.('failed');
@@ -119,17 +103,17 @@ export class WebhookDispatcher {
     const now = new Date();
     const headers = {
       'content-type': 'application/json',
-      'webhook-id': msgId,
+      'webhook-id': job.id,
       'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
-      'webhook-signature': signer.sign(msgId, now, body),
+      'webhook-signature': signer.sign(job.id, now, job.body),
       'user-agent': 'mcp-broker',
     };
     let res;
     try {
-      res = await undiciFetch(ev.endpoint.url, {
+      res = await undiciFetch(endpoint.url, {
         method: 'POST',
         headers,
-        body,
+        body: job.body,
         redirect: 'manual',
         dispatcher: this.o.agent,
         signal: AbortSignal.timeout(this.o.timeoutMs ?? 10_000),
@@ -142,20 +126,19 @@ export class WebhookDispatcher {
         return undefined;
       }
       log.warn({ err_code: code ?? (err as Error).name }, 'webhook delivery failed; will retry');
-      return this.backoff(n);
+      return this.backoff(job.attempt);
     }
     const text = await res.text().catch(() => '');
     if (res.status >= 200 && res.status < 300) {
       this.onOutcome?.('delivered');
-      if (res.status === 200 && ev.onAnswer) {
-        const answer = safeJson(text);
-        const parsed = AnswerSchema.safeParse(answer);
-        if (parsed.success) ev.onAnswer(parsed.data);
+      if (res.status === 200 && job.approvalId) {
+        const parsed = AnswerSchema.safeParse(safeJson(text));
+        if (parsed.success) this.o.onAnswer(job.approvalId, parsed.data);
       }
       return undefined;
     }
     if (res.status === 410) {
-      this.disabled.add(ev.endpoint.url);
+      this.disabled.add(endpoint.url);
       log.warn('webhook endpoint answered 410: disabled until restart or admin change');
       this.onOutcome?.('failed');
       return undefined;
@@ -163,7 +146,7 @@ export class WebhookDispatcher {
     if (res.status === 429 || res.status >= 500) {
       log.warn({ status: res.status }, 'webhook endpoint failed; will retry');
       const ra = Number(res.headers.get('retry-after'));
-      return Number.isFinite(ra) && ra > 0 ? Math.min(ra * 1000, this.o.maxDelayMs ?? 30_000) : this.backoff(n);
+      return Number.isFinite(ra) && ra > 0 ? Math.min(ra * 1000, this.o.maxDelayMs ?? 30_000) : this.backoff(job.attempt);
     }
     log.warn({ status: res.status }, 'webhook endpoint refused the event; not retried');
     this.onOutcome?.('failed');
@@ -175,23 +158,6 @@ export class WebhookDispatcher {
     const cap = this.o.maxDelayMs ?? 30_000;
     const exp = Math.min(cap, base * 2 ** n);
     return Math.round(exp / 2 + Math.random() * (exp / 2)); // "equal jitter"
-  }
-
-  private finish() {
-    this.queued--;
-  }
-
-  private slot(): Promise<void> {
-    if (this.active < (this.o.concurrency ?? 16)) {
-      this.active++;
-      return Promise.resolve();
-    }
-    return new Promise((r) => this.waiting.push(() => (this.active++, r())));
-  }
-
-  private release() {
-    this.active--;
-    this.waiting.shift()?.();
   }
 }
 

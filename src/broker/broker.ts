@@ -3,6 +3,7 @@ import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { ApprovalService } from '../approvals/service.js';
 import type { ApprovalRecord } from '../approvals/record.js';
 import type { WebhookDispatcher, WebhookEndpoint } from '../approvals/webhooks.js';
+import type { EndpointRef } from '../approvals/queue.js';
 import type { Catalog, CatalogTool, DefinitionChanged } from '../catalog/catalog.js';
 import { expandRefs } from '../config/expand.js';
 import { ExternalConnectorError, RateLimitError, UpstreamError, retryAfter, type ApiError } from '../errors/index.js';
@@ -217,48 +218,52 @@ export class Broker {
       arguments_sha256: args.sha256,
       tool_sha256: toolHash,
     });
-    const endpoint = this.webhookFor(server.record?.approval, server.server_label);
-    if (endpoint) {
-      this.d.webhooks.send({
-        type: 'approval.requested',
-        endpoint,
-        deadline: record.expires_at * 1000,
-        data: {
-          id: record.id,
-          server_label: record.server_label,
-          server_origin: record.server_origin,
-          name: record.name,
-          arguments: record.arguments,
-          arguments_sha256: record.arguments_sha256,
-          expires_at: record.expires_at,
-          decision_url: `${this.d.publicUrl}/v1/mcp/approvals/${record.id}/decision`,
-        },
-        onAnswer: (a) => {
-          this.d.approvals.decide(record.id, { kind: 'approver' }, a).catch((e: Error) => {
-            this.d.logger.info({ approval: record.id, err: e.message }, 'webhook answer not applied');
-          });
-        },
-      });
-    }
+    this.d.webhooks.send({
+      type: 'approval.requested',
+      endpoint: server.record ? { kind: 'record', label: server.record.server_label } : { kind: 'default' },
+      deadline: record.expires_at * 1000,
+      approvalId: record.id,
+      data: {
+        id: record.id,
+        server_label: record.server_label,
+        server_origin: record.server_origin,
+        name: record.name,
+        arguments: record.arguments,
+        arguments_sha256: record.arguments_sha256,
+        expires_at: record.expires_at,
+        decision_url: `${this.d.publicUrl}/v1/mcp/approvals/${record.id}/decision`,
+      },
+    });
     return record;
   }
 
   /** Catalog callback: a pinned tool's definition changed upstream. */
-  async definitionChanged(e: DefinitionChanged): Promise<void> {
+  definitionChanged(e: DefinitionChanged): void {
     this.d.logger.warn({ server_label: e.server_label, tool: e.name }, 'tool definition changed; withheld until an admin refresh');
-    const record = await this.d.registry.get(e.server_label);
-    const endpoint = this.webhookFor(record?.approval, e.server_label);
-    if (endpoint) {
-      this.d.webhooks.send({ type: 'tool.definition_changed', endpoint, deadline: Date.now() + this.d.approvalTtlS * 1000, data: { ...e } });
-    }
+    this.d.webhooks.send({
+      type: 'tool.definition_changed',
+      endpoint: { kind: 'record', label: e.server_label },
+      deadline: Date.now() + this.d.approvalTtlS * 1000,
+      data: { ...e },
+    });
   }
 
-  private webhookFor(approval: { webhook_url?: string; webhook_secret?: string } | undefined, label: string): WebhookEndpoint | undefined {
-    if (approval?.webhook_url && approval.webhook_secret) {
+  /** A webhook approver's answer in the POST's response body decides the approval. */
+  applyWebhookAnswer(approvalId: string, answer: { approve: boolean; reason?: string | null }): void {
+    this.d.approvals.decide(approvalId, { kind: 'approver' }, answer).catch((e: Error) => {
+      this.d.logger.info({ approval: approvalId, err: e.message }, 'webhook answer not applied');
+    });
+  }
+
+  /** The webhook an event goes to, resolved at each attempt: the record's own, else the default. */
+  async webhookEndpoint(ref: EndpointRef): Promise<WebhookEndpoint | undefined> {
+    const record = ref.kind === 'record' ? await this.d.registry.get(ref.label) : undefined;
+    const approval = record?.approval;
+    if (record && approval?.webhook_url && approval.webhook_secret) {
       try {
-        return { url: approval.webhook_url, secret: expandRefs(approval.webhook_secret, this.d.settings.env, `approval.webhook_secret of server '${label}'`) };
+        return { url: approval.webhook_url, secret: expandRefs(approval.webhook_secret, this.d.settings.env, `approval.webhook_secret of server '${record.server_label}'`) };
       } catch (e) {
-        this.d.logger.error({ server_label: label, err: (e as Error).message }, 'approval webhook not sent');
+        this.d.logger.error({ server_label: record.server_label, err: (e as Error).message }, 'approval webhook not sent');
         return undefined;
       }
     }
