@@ -4,10 +4,15 @@ import { MemoryApprovalStore } from './approvals/memoryStore.js';
 import { ApprovalService } from './approvals/service.js';
 import type { ApprovalStore } from './approvals/store.js';
 import { WebhookDispatcher } from './approvals/webhooks.js';
-import { MemoryDeliveryQueue } from './approvals/queue.js';
 import { Broker } from './broker/broker.js';
 import { Catalog } from './catalog/catalog.js';
-import type { Env } from './config/env.js';
+import { ConfigError, type Env } from './config/env.js';
+import { RedisRegistryStore } from './registry/redisStore.js';
+import { RedisApprovalStore } from './approvals/redisStore.js';
+import { RedisResponseStore } from './responses/redisStore.js';
+import { RedisConnection } from './store/redis.js';
+import { RedisBus, localBus, type ClusterBus } from './store/bus.js';
+import { MemoryDeliveryQueue, RedisDeliveryQueue, type DeliveryQueue } from './approvals/queue.js';
 import { createApp, type Readiness } from './http/app.js';
 import { Credentials } from './http/auth.js';
 import { AgentPool, parseCidrs } from './mcp/egress.js';
@@ -16,7 +21,7 @@ import { SessionPool } from './mcp/pool.js';
 import { Upstreams } from './mcp/upstreams.js';
 import { Metrics } from './obs/metrics.js';
 import { SecretValues } from './obs/logger.js';
-import { FileRegistryStore } from './registry/fileStore.js';
+import { FileRegistryStore, readServersFile } from './registry/fileStore.js';
 import OpenAI from 'openai';
 import { MemoryResponseStore, type ResponseStore } from './responses/store.js';
 import { ResponsesService } from './responses/service.js';
@@ -45,7 +50,14 @@ export interface ComposeOptions {
   logger: Logger;
   secrets: SecretValues;
   /** Tuning for tests: breaker threshold and half-open delay, session idle time. */
-  tuning?: Partial<{ breakerThreshold: number; breakerHalfOpenMs: number; sessionIdleMs: number; webhookBaseDelayMs: number }>;
+  tuning?: Partial<{
+    breakerThreshold: number;
+    breakerHalfOpenMs: number;
+    sessionIdleMs: number;
+    webhookBaseDelayMs: number;
+    webhookLeaseMs: number;
+    webhookPollMs: number;
+  }>;
   /** The egress dispatchers; injected only by the benchmark's unguarded control. */
   agents?: AgentPool;
 }
@@ -56,7 +68,30 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   const t = o.tuning ?? {};
   o.secrets.addPermanent(o.adminToken, env.BROKER_APPROVER_TOKEN, env.UPSTREAM_API_KEY, env.APPROVAL_WEBHOOK_SECRET, ...env.BROKER_API_KEYS);
 
-  const registry = await FileRegistryStore.open(env.BROKER_CONFIG);
+  // BROKER_STORE switches every store, in this one place.
+  let conn: RedisConnection | undefined;
+  let bus: ClusterBus = localBus;
+  let registry: RegistryStore;
+  let approvalStore: ApprovalStore;
+  let responseStore: ResponseStore;
+  let queue: DeliveryQueue;
+  if (env.BROKER_STORE) {
+    conn = new RedisConnection(env.BROKER_STORE, logger.child({ component: 'store' }));
+    await conn.connect().catch((e: Error) => {
+      throw new ConfigError(`cannot reach BROKER_STORE: ${e.message}`);
+    });
+    bus = new RedisBus(conn);
+    await bus.ready();
+    registry = await RedisRegistryStore.open(conn, bus, logger, await readServersFile(env.BROKER_CONFIG));
+    approvalStore = new RedisApprovalStore(conn, bus);
+    responseStore = new RedisResponseStore(conn, logger);
+    queue = new RedisDeliveryQueue(conn, logger.child({ component: 'webhooks' }), { leaseMs: t.webhookLeaseMs, pollMs: t.webhookPollMs });
+  } else {
+    registry = await FileRegistryStore.open(env.BROKER_CONFIG);
+    approvalStore = new MemoryApprovalStore();
+    responseStore = new MemoryResponseStore();
+    queue = new MemoryDeliveryQueue();
+  }
   const agents = o.agents ?? new AgentPool();
   const limits = new UpstreamLimits({
     maxInflightPerOrigin: env.BROKER_MAX_INFLIGHT_PER_ORIGIN,
@@ -69,17 +104,20 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     connectTimeoutMs: 10_000,
     idleMs: t.sessionIdleMs ?? 10 * 60_000,
     max: 5000,
-    onToolsChanged: (key) => catalog?.invalidateSession(key),
+    onToolsChanged: (key) => {
+      catalog?.invalidateSession(key);
+      // The server's tools changed for every instance and every credential set.
+      bus.publish({ kind: 'tools_changed', serverKey: key.split('|')[0]! });
+    },
     onError: (key, err) => logger.debug({ session: key.split('|')[0]?.replace(/^inline:(https?:\/\/[^/]+).*/, 'inline:$1'), err: err.message }, 'upstream session error'),
   });
   const upstreams = new Upstreams(pool, agents, limits, env.BROKER_MAX_UPSTREAM_BYTES);
-  const approvalStore = new MemoryApprovalStore();
   const approvals = new ApprovalService(approvalStore, { ttlS: env.APPROVAL_TTL_S, maxPendingPerKey: env.BROKER_MAX_PENDING_APPROVALS });
   let broker: Broker | undefined;
   const webhooks = new WebhookDispatcher({
     agent: agents.get({ allowPrivate: true, allowCidrs: [] }),
     logger: logger.child({ component: 'webhooks' }),
-    queue: new MemoryDeliveryQueue(),
+    queue,
     resolve: async (ref) => broker?.webhookEndpoint(ref),
     onAnswer: (id, answer) => broker?.applyWebhookAnswer(id, answer),
     baseDelayMs: t.webhookBaseDelayMs,
@@ -91,7 +129,12 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   });
   webhooks.onOutcome = (outcome) => metrics.webhookDeliveries.inc({ outcome });
 
-  catalog = new Catalog(upstreams, registry, (e) => broker?.definitionChanged(e));
+  catalog = new Catalog(
+    upstreams,
+    registry,
+    (e) => broker?.definitionChanged(e),
+    (label, err) => logger.warn({ server_label: label, err: err.message }, 'tool pins not saved; will retry at the next listing'),
+  );
   const publicUrl = (env.BROKER_PUBLIC_URL ?? `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${env.PORT}`).replace(/\/$/, '');
   broker = new Broker({
     registry,
@@ -114,6 +157,9 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   });
 
   // An admin write drops the server's listings and sessions and re-enables webhook endpoints.
+  bus.subscribe((e) => {
+    if (e.kind === 'tools_changed') catalog!.invalidateServer(e.serverKey);
+  });
   registry.onChange((label) => {
     const key = `reg:${label.toLowerCase()}`;
     catalog!.invalidateServer(key);
@@ -121,14 +167,13 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     webhooks.enableAll();
   });
 
-  const readiness: Readiness = { loaded: true, draining: false };
+  const readiness: Readiness = { loaded: true, draining: false, storeHealthy: () => conn?.healthy ?? true };
   const credentials = new Credentials({ adminToken: o.adminToken, approverToken: env.BROKER_APPROVER_TOKEN, apiKeys: env.BROKER_API_KEYS });
   let adapter: ModelAdapter | undefined;
   if (env.UPSTREAM_BASE_URL) {
     const client = new OpenAI({ baseURL: env.UPSTREAM_BASE_URL, apiKey: env.UPSTREAM_API_KEY ?? 'unset', timeout: env.UPSTREAM_TIMEOUT_MS, maxRetries: 0 });
     adapter = env.UPSTREAM_API === 'responses' ? new ResponsesAdapter(client) : new ChatCompletionsAdapter(client);
   }
-  const responseStore = new MemoryResponseStore();
   const responses = new ResponsesService({
     broker,
     metrics,
@@ -163,6 +208,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
       await upstreams.close();
       await approvalStore.close();
       await registry.close();
+      await conn?.close();
     },
   };
 }

@@ -69,6 +69,7 @@ export class Catalog {
     private readonly upstreams: Upstreams,
     private readonly registry: RegistryStore,
     private readonly onDefinitionChanged: (e: DefinitionChanged) => void,
+    private readonly onPinWriteFailed: (label: string, err: Error) => void = () => undefined,
     max = 10_000,
   ) {
     this.cache = new LRUCache<string, Listing, Ctx>({
@@ -168,6 +169,8 @@ export class Catalog {
         }
       }
     }
-    if (grew && current) await this.registry.setPins(server.server_label, next);
+    // A pin that cannot be written now (shared store down) is written at a later listing;
+    // serving the listing does not wait for it.
+    if (grew && current) await this.registry.setPins(server.server_label, next).catch((e: Error) => this.onPinWriteFailed(server.server_label, e));
   }
 }

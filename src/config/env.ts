@@ -66,6 +66,9 @@ export function parseEnv(source: NodeJS.ProcessEnv): Env {
   if (env.APPROVAL_WEBHOOK_URL && !URL.canParse(env.APPROVAL_WEBHOOK_URL)) {
     throw new ConfigError('APPROVAL_WEBHOOK_URL is not a URL');
   }
+  if (env.BROKER_STORE && !/^rediss?:\/\//.test(env.BROKER_STORE)) {
+    throw new ConfigError('BROKER_STORE must be a redis:// or rediss:// URL');
+  }
   if (env.UPSTREAM_BASE_URL && !URL.canParse(env.UPSTREAM_BASE_URL)) {
     throw new ConfigError('UPSTREAM_BASE_URL is not a URL');
   }

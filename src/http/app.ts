@@ -13,6 +13,8 @@ import { mcpRoutes } from './routes/mcp.js';
 export interface Readiness {
   loaded: boolean;
   draining: boolean;
+  /** The shared store answers (always true when embedded). */
+  storeHealthy: () => boolean;
 }
 
 export interface AppDeps {
@@ -50,6 +52,7 @@ export function createApp(d: AppDeps): Express {
     if (!d.readiness.loaded || d.readiness.draining) {
       return sendError(res, new UpstreamError(503, d.readiness.draining ? 'shutting_down' : 'not_ready', 'The broker is not ready.'));
     }
+    if (!d.readiness.storeHealthy()) return sendError(res, new UpstreamError(503, 'store_unavailable', 'The shared state store is unavailable.'));
     res.json({ status: 'ready' });
   });
   app.get('/metrics', async (_req, res) => {
