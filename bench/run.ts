@@ -77,29 +77,7 @@ async function main() {
       ],
     }),
   );
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const broker = spawn(process.execPath, [join(__dirname, '../../dist/main.js')], {
-    env: {
-      ...process.env,
-      PORT: String(port),
-      BROKER_CONFIG: config,
-      BROKER_DEMO: 'off',
-      BROKER_ADMIN_TOKEN: ADMIN,
-      BROKER_API_KEYS: KEY,
-      BROKER_APPROVER_TOKEN: APPROVER,
-      UPSTREAM_BASE_URL: model.info.url,
-      LOG_LEVEL: 'warn',
-      // 500 concurrent responses each call the one MCP origin.
-      BROKER_MAX_INFLIGHT_PER_ORIGIN: '1024',
-      BROKER_MAX_PENDING_APPROVALS: '100000',
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  for (let i = 0; i < 200; i++) {
-    if ((await fetch(`${base}/readyz`).catch(() => undefined))?.ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const { proc: broker, base } = await startBroker(config, model.info.url);
 
   try {
     await benchCall(base, mcp.info.url);
@@ -108,6 +86,7 @@ async function main() {
     await benchResponses(base, mcp.proc, broker.pid!);
     await benchBreaker(base);
     await benchGuard(mcp.info.url);
+    await benchRedis(base, config, model.info.url);
   } finally {
     broker.kill('SIGKILL');
     mcp.proc.kill();
@@ -116,6 +95,34 @@ async function main() {
 
   console.log('\n| measurement | result | target |\n|---|---|---|');
   for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+}
+
+async function startBroker(config: string, modelUrl: string, extra: Record<string, string> = {}) {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const proc = spawn(process.execPath, [join(__dirname, '../../dist/main.js')], {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      BROKER_CONFIG: config,
+      BROKER_DEMO: 'off',
+      BROKER_ADMIN_TOKEN: ADMIN,
+      BROKER_API_KEYS: KEY,
+      BROKER_APPROVER_TOKEN: APPROVER,
+      UPSTREAM_BASE_URL: modelUrl,
+      LOG_LEVEL: 'warn',
+      // 500 concurrent responses each call the one MCP origin.
+      BROKER_MAX_INFLIGHT_PER_ORIGIN: '1024',
+      BROKER_MAX_PENDING_APPROVALS: '100000',
+      ...extra,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  for (let i = 0; i < 200; i++) {
+    if ((await fetch(`${base}/readyz`).catch(() => undefined))?.ok) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { proc, base };
 }
 
 async function sdkClient(url: string) {
@@ -244,6 +251,49 @@ async function benchResponses(base: string, mcpProc: ChildProcess, brokerPid: nu
   row('broker peak RSS (whole run)', `${Math.round(Number(hwm) / 1024)} MiB`, '');
 }
 let prevId = '';
+
+/** The same work against an embedded broker and a BROKER_STORE=redis broker, interleaved. */
+async function benchRedis(embedded: string, config: string, modelUrl: string) {
+  const { startRedis } = await import('../test/fixtures/redis.js');
+  let redis;
+  try {
+    redis = await startRedis();
+  } catch (e) {
+    row('Redis comparison', `skipped: ${(e as Error).message}`, '');
+    return;
+  }
+  const { proc, base: shared } = await startBroker(config, modelUrl, { BROKER_STORE: redis.url });
+  try {
+    const body = { tool: { type: 'mcp', server_label: 'fx' }, name: 'echo', arguments: { text: 'bench' } };
+    const calls: Record<string, number[]> = { [embedded]: [], [shared]: [] };
+    for (let i = 0; i < 2200; i++) {
+      for (const base of i % 2 ? [embedded, shared] : [shared, embedded]) {
+        const t = performance.now();
+        await (await post(base, '/v1/mcp/call', body)).json();
+        if (i >= 200) calls[base]!.push(performance.now() - t);
+      }
+    }
+    const e = summarize(calls[embedded]!);
+    const r = summarize(calls[shared]!);
+    row('/v1/mcp/call, Redis ÷ embedded (p50)', `${(r.p50 / e.p50).toFixed(3)} (${ms(r.p50)} vs ${ms(e.p50)})`, '≤ 1.10');
+    const tools: OpenAI.Responses.Tool[] = [{ type: 'mcp', server_label: 'fx', require_approval: 'never' }];
+    const turns: Record<string, number[]> = { [embedded]: [], [shared]: [] };
+    for (let i = 0; i < 220; i++) {
+      for (const base of i % 2 ? [embedded, shared] : [shared, embedded]) {
+        const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: KEY, maxRetries: 0 });
+        const t = performance.now();
+        await client.responses.create({ model: 'm', input: 'add', tools });
+        if (i >= 20) turns[base]!.push(performance.now() - t);
+      }
+    }
+    const te = summarize(turns[embedded]!);
+    const tr = summarize(turns[shared]!);
+    row('Responses turn, Redis ÷ embedded (p50)', `${(tr.p50 / te.p50).toFixed(3)} (${ms(tr.p50)} vs ${ms(te.p50)})`, '');
+  } finally {
+    proc.kill('SIGKILL');
+    await redis.close();
+  }
+}
 
 /** An open breaker answers 503 without touching the network. */
 async function benchBreaker(base: string) {

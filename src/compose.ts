@@ -5,6 +5,7 @@ import { ApprovalService } from './approvals/service.js';
 import type { ApprovalStore } from './approvals/store.js';
 import { WebhookDispatcher } from './approvals/webhooks.js';
 import { Broker } from './broker/broker.js';
+import { webhookEndpoints } from './broker/webhookEndpoints.js';
 import { Catalog } from './catalog/catalog.js';
 import { ConfigError, type Env } from './config/env.js';
 import { RedisRegistryStore } from './registry/redisStore.js';
@@ -113,13 +114,15 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   });
   const upstreams = new Upstreams(pool, agents, limits, env.BROKER_MAX_UPSTREAM_BYTES);
   const approvals = new ApprovalService(approvalStore, { ttlS: env.APPROVAL_TTL_S, maxPendingPerKey: env.BROKER_MAX_PENDING_APPROVALS });
-  let broker: Broker | undefined;
+  const defaultWebhook = env.APPROVAL_WEBHOOK_URL ? { url: env.APPROVAL_WEBHOOK_URL, secret: env.APPROVAL_WEBHOOK_SECRET! } : undefined;
   const webhooks = new WebhookDispatcher({
     agent: agents.get({ allowPrivate: true, allowCidrs: [] }),
     logger: logger.child({ component: 'webhooks' }),
     queue,
-    resolve: async (ref) => broker?.webhookEndpoint(ref),
-    onAnswer: (id, answer) => broker?.applyWebhookAnswer(id, answer),
+    resolve: webhookEndpoints({ registry, env: o.processEnv, defaultWebhook, logger }),
+    // An approver may answer the POST itself: that is its decision.
+    onAnswer: (id, answer) =>
+      void approvals.decide(id, { kind: 'approver' }, answer).catch((e: Error) => logger.info({ approval: id, err: e.message }, 'webhook answer not applied')),
     baseDelayMs: t.webhookBaseDelayMs,
   });
   const metrics = new Metrics({
@@ -129,6 +132,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   });
   webhooks.onOutcome = (outcome) => metrics.webhookDeliveries.inc({ outcome });
 
+  let broker: Broker | undefined;
   catalog = new Catalog(
     upstreams,
     registry,
@@ -148,7 +152,6 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
       allowCidrs: parseCidrs(env.BROKER_EGRESS_ALLOW_CIDRS),
       env: o.processEnv,
     },
-    defaultWebhook: env.APPROVAL_WEBHOOK_URL ? { url: env.APPROVAL_WEBHOOK_URL, secret: env.APPROVAL_WEBHOOK_SECRET! } : undefined,
     publicUrl,
     approvalTtlS: env.APPROVAL_TTL_S,
     logger,

@@ -2,10 +2,8 @@ import type { Logger } from 'pino';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { ApprovalService } from '../approvals/service.js';
 import type { ApprovalRecord } from '../approvals/record.js';
-import type { WebhookDispatcher, WebhookEndpoint } from '../approvals/webhooks.js';
-import type { EndpointRef } from '../approvals/queue.js';
+import type { WebhookDispatcher } from '../approvals/webhooks.js';
 import type { Catalog, CatalogTool, DefinitionChanged } from '../catalog/catalog.js';
-import { expandRefs } from '../config/expand.js';
 import { ExternalConnectorError, RateLimitError, UpstreamError, retryAfter, type ApiError } from '../errors/index.js';
 import { BrokerCapacityError, classifyUpstreamError, type UpstreamFailure } from '../mcp/failure.js';
 import type { Upstreams } from '../mcp/upstreams.js';
@@ -36,7 +34,6 @@ export interface BrokerDeps {
   approvals: ApprovalService;
   webhooks: WebhookDispatcher;
   settings: ResolveSettings;
-  defaultWebhook: WebhookEndpoint | undefined;
   publicUrl: string;
   approvalTtlS: number;
   logger: Logger;
@@ -246,28 +243,6 @@ export class Broker {
       deadline: Date.now() + this.d.approvalTtlS * 1000,
       data: { ...e },
     });
-  }
-
-  /** A webhook approver's answer in the POST's response body decides the approval. */
-  applyWebhookAnswer(approvalId: string, answer: { approve: boolean; reason?: string | null }): void {
-    this.d.approvals.decide(approvalId, { kind: 'approver' }, answer).catch((e: Error) => {
-      this.d.logger.info({ approval: approvalId, err: e.message }, 'webhook answer not applied');
-    });
-  }
-
-  /** The webhook an event goes to, resolved at each attempt: the record's own, else the default. */
-  async webhookEndpoint(ref: EndpointRef): Promise<WebhookEndpoint | undefined> {
-    const record = ref.kind === 'record' ? await this.d.registry.get(ref.label) : undefined;
-    const approval = record?.approval;
-    if (record && approval?.webhook_url && approval.webhook_secret) {
-      try {
-        return { url: approval.webhook_url, secret: expandRefs(approval.webhook_secret, this.d.settings.env, `approval.webhook_secret of server '${record.server_label}'`) };
-      } catch (e) {
-        this.d.logger.error({ server_label: record.server_label, err: (e as Error).message }, 'approval webhook not sent');
-        return undefined;
-      }
-    }
-    return this.d.defaultWebhook;
   }
 
   private listingFailed(server: ResolvedServer, err: unknown, capacity: 'throw' | 'item'): ApiError {

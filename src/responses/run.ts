@@ -11,7 +11,8 @@ import type { CreateResponse } from './schema.js';
 import type { Sink } from './sink.js';
 import type { ResponseStore } from './store.js';
 import type { McpBinding, Toolset } from './toolset.js';
-import { isInternal, publicItem, type Entry, type FunctionCallEntry, type McpCallEntry, type Upstreamed } from './transcript.js';
+import { isInternal, publicItem, type FunctionCallEntry, type Upstreamed } from './transcript.js';
+import { OutputWriter } from './output.js';
 import type { RequestContext } from './context.js';
 import { mapUpstreamError } from './upstream/errors.js';
 import { addUsage, zeroUsage, type ModelAdapter, type TurnEvent, type TurnRequest } from './upstream/types.js';
@@ -48,11 +49,9 @@ export interface PreparedRun {
 
 /** One response: the agentic loop, its events, its stored result. */
 export class ResponseRun {
-  private readonly output: Entry[] = [];
-  private readonly added: Entry[] = [];
+  private readonly out: OutputWriter;
   private usage = zeroUsage();
   private toolCalls = 0;
-  private message: { index: number; id: string; text: string } | undefined;
   /** A tools/call was sent: errors after this must tell SDKs not to retry. */
   sideEffects = false;
 
@@ -61,14 +60,16 @@ export class ResponseRun {
     private readonly p: PreparedRun,
     private readonly sink: Sink,
     private readonly signal: AbortSignal,
-  ) {}
+  ) {
+    this.out = new OutputWriter(sink, p.includeEncrypted);
+  }
 
   async run(): Promise<Record<string, unknown>> {
     const start = this.state('in_progress');
     start.usage = null;
     this.sink.emit('response.created', { response: this.object(start) });
     this.sink.emit('response.in_progress', { response: this.object(start) });
-    for (const b of this.p.toolset.bindings) if (b.listing) this.emitListing(b);
+    for (const b of this.p.toolset.bindings) if (b.listing) this.out.listing(b.listing);
 
     let final: ResponseState;
     try {
@@ -90,7 +91,7 @@ export class ResponseRun {
         owner: this.p.owner,
         response,
         inputItems: this.p.ctx.input.filter((e) => !isInternal(e)).map((e) => publicItem(e, this.p.includeEncrypted)),
-        transcript: [...this.p.ctx.transcript, ...this.added],
+        transcript: [...this.p.ctx.transcript, ...this.out.added],
       });
     }
     const event = final.status === 'failed' ? 'response.failed' : final.status === 'incomplete' ? 'response.incomplete' : 'response.completed';
@@ -110,7 +111,7 @@ export class ResponseRun {
         this.d.metrics.modelDuration.observe({ outcome }, (performance.now() - started) / 1000);
       }
       this.usage = addUsage(this.usage, result.usage);
-      this.closeMessage();
+      this.out.closeMessage();
       const calls = result.items.filter((i): i is FunctionCallEntry => i.type === 'function_call');
       if (calls.length === 0) return { status: 'completed' };
       if (await this.handleCalls(calls)) return { status: 'completed' };
@@ -124,7 +125,7 @@ export class ResponseRun {
     return {
       model: b.model,
       instructions: b.instructions ?? null,
-      messages: toModelMessages([...this.p.ctx.transcript, ...this.added], ts.fnNameOf),
+      messages: toModelMessages([...this.p.ctx.transcript, ...this.out.added], ts.fnNameOf),
       tools: ts.modelTools,
       // A forced choice applies to the first turn; after that the model may answer.
       toolChoice: turn === 0 ? ts.toolChoice : ts.toolChoice === 'none' ? 'none' : 'auto',
@@ -139,45 +140,11 @@ export class ResponseRun {
   }
 
   private onTurnEvent(e: TurnEvent) {
-    if (e.type === 'text_delta') {
-      const m = this.openMessage();
-      m.text += e.delta;
-      this.sink.emit('response.output_text.delta', { item_id: m.id, output_index: m.index, content_index: 0, delta: e.delta, logprobs: [] });
-      return;
-    }
+    if (e.type === 'text_delta') return this.out.textDelta(e.delta);
     const item = e.item;
     if (item.type === 'message') {
-      const text = typeof item.content === 'string' ? item.content : item.content.map((c) => ('text' in c ? c.text : '')).join('');
-      const m = this.openMessage();
-      if (!m.text && text) {
-        m.text = text;
-        this.sink.emit('response.output_text.delta', { item_id: m.id, output_index: m.index, content_index: 0, delta: text, logprobs: [] });
-      }
-      this.closeMessage();
-    } else if (item.type === 'reasoning') {
-      this.closeMessage();
-      const index = this.reserve(item);
-      this.finish(index, item);
-    }
-  }
-
-  private openMessage() {
-    if (!this.message) {
-      const id = newId('msg');
-      const index = this.reserve({ type: 'message', id, status: 'in_progress', role: 'assistant', content: [] });
-      this.sink.emit('response.content_part.added', { item_id: id, output_index: index, content_index: 0, part: textPart('') });
-      this.message = { index, id, text: '' };
-    }
-    return this.message;
-  }
-
-  private closeMessage() {
-    const m = this.message;
-    if (!m) return;
-    this.message = undefined;
-    this.sink.emit('response.output_text.done', { item_id: m.id, output_index: m.index, content_index: 0, text: m.text, logprobs: [] });
-    this.sink.emit('response.content_part.done', { item_id: m.id, output_index: m.index, content_index: 0, part: textPart(m.text) });
-    this.finish(m.index, { type: 'message', id: m.id, status: 'completed', role: 'assistant', content: [textPart(m.text)] });
+      this.out.wholeMessage(typeof item.content === 'string' ? item.content : item.content.map((c) => ('text' in c ? c.text : '')).join(''));
+    } else if (item.type === 'reasoning') this.out.whole(item);
   }
 
   /** Returns true when the response ends here (an approval to wait for, or client function calls). */
@@ -192,7 +159,7 @@ export class ResponseRun {
       if (!target) {
         this.note(call, `Error: there is no tool named '${call.name}'.`);
       } else if (target.kind === 'function') {
-        this.emitFunctionCall(call);
+        this.out.functionCall(call);
         stop = true;
       } else if (max != null && this.toolCalls >= max) {
         this.note(call, `Not run: this response reached its max_tool_calls limit (${max}).`);
@@ -200,12 +167,12 @@ export class ResponseRun {
         this.toolCalls++;
         const b = target.binding;
         const prepared = await this.prepare(b, target.tool, call.arguments);
-        if (prepared.kind === 'refused') this.emitCompleteCall({ ...prepared.item, hidden });
+        if (prepared.kind === 'refused') this.out.settledCall({ ...prepared.item, hidden });
         else if (prepared.kind === 'run') runnable.push({ binding: b, name: target.tool, prepared, hidden });
         else if (b.server.approval.mode === 'webhook' && b.server.approval.wait_ms > 0) {
           waits.push(() => this.awaitApprover(b, target.tool, prepared, hidden).then((pending) => void (stop ||= pending)));
         } else {
-          this.emitApprovalRequest({ ...prepared.item, hidden });
+          this.out.whole({ ...prepared.item, hidden });
           stop = true;
         }
       }
@@ -234,17 +201,19 @@ export class ResponseRun {
     if (rec.status === 'approved') {
       const claimed = await this.prepareApproved(b, name, rec.id);
       if (claimed.kind === 'run') await this.runCalls([{ binding: b, name, prepared: claimed, hidden }]);
-      else this.emitCompleteCall({ ...claimed.item, hidden });
+      else this.out.settledCall({ ...claimed.item, hidden });
       return false;
     }
     if (rec.status === 'denied' || rec.status === 'expired') {
       // No mcp_call appears; the model is told of the refusal.
       const reason = rec.status === 'expired' ? 'the approval request expired' : rec.reason;
-      this.added.push({ ...prepared.item, hidden: { ...hidden, internal: true } });
-      this.added.push({ type: 'mcp_approval_response', id: newId('mcpa'), approval_request_id: rec.id, approve: false, reason, hidden: { internal: true } });
+      this.out.internal(
+        { ...prepared.item, hidden: { ...hidden, internal: true } },
+        { type: 'mcp_approval_response', id: newId('mcpa'), approval_request_id: rec.id, approve: false, reason, hidden: { internal: true } },
+      );
       return false;
     }
-    this.emitApprovalRequest({ ...prepared.item, hidden });
+    this.out.whole({ ...prepared.item, hidden });
     return true;
   }
 
@@ -256,7 +225,7 @@ export class ResponseRun {
 
   private async runApprovedFirst() {
     for (const a of this.p.approvedFirst) {
-      if (a.prepared.kind === 'refused') this.emitCompleteCall(a.prepared.item);
+      if (a.prepared.kind === 'refused') this.out.settledCall(a.prepared.item);
       else await this.runCalls([{ binding: a.binding, name: a.name, prepared: a.prepared, hidden: {} }]);
     }
   }
@@ -264,73 +233,22 @@ export class ResponseRun {
   /** Runs calls concurrently; every `added` goes out in output order before any starts. */
   private async runCalls(list: Runnable[]) {
     if (list.length === 0) return;
-    const slots = list.map((r) => {
-      const id = newId('mcp');
-      const fields = { server_label: r.binding.server.server_label, name: r.name, approval_request_id: r.prepared.approval_request_id };
-      const index = this.reserve({ id, type: 'mcp_call', status: 'in_progress', ...fields, arguments: '', output: null, error: null });
-      this.sink.emit('response.mcp_call.in_progress', { item_id: id, output_index: index });
-      const args = r.prepared.args.text;
-      this.sink.emit('response.mcp_call_arguments.delta', { item_id: id, output_index: index, delta: args });
-      this.sink.emit('response.mcp_call_arguments.done', { item_id: id, output_index: index, arguments: args });
-      return { id, index };
-    });
+    const slots = list.map((r) =>
+      this.out.startCall({ server_label: r.binding.server.server_label, name: r.name, approval_request_id: r.prepared.approval_request_id }, r.prepared.args.text),
+    );
     this.sideEffects = true;
     await Promise.all(
       list.map(async (r, i) => {
         const { id, index } = slots[i]!;
         const item = await this.d.broker.execute(r.binding.server, r.name, r.prepared.args, r.prepared.approval_request_id, { signal: this.signal, capacity: 'item' });
-        const entry: McpCallEntry = { ...item, id, hidden: r.hidden };
-        this.sink.emit(item.error ? 'response.mcp_call.failed' : 'response.mcp_call.completed', { item_id: id, output_index: index });
-        this.finish(index, entry);
+        this.out.endCall(index, { ...item, id, hidden: r.hidden });
       }),
     );
   }
 
-  private emitCompleteCall(entry: McpCallEntry) {
-    const index = this.reserve({ ...entry, status: 'in_progress', arguments: '', output: null, error: null });
-    this.sink.emit('response.mcp_call.in_progress', { item_id: entry.id, output_index: index });
-    this.sink.emit('response.mcp_call_arguments.delta', { item_id: entry.id, output_index: index, delta: entry.arguments });
-    this.sink.emit('response.mcp_call_arguments.done', { item_id: entry.id, output_index: index, arguments: entry.arguments });
-    this.sink.emit(entry.error ? 'response.mcp_call.failed' : 'response.mcp_call.completed', { item_id: entry.id, output_index: index });
-    this.finish(index, entry);
-  }
-
-  private emitApprovalRequest(entry: Entry) {
-    this.finish(this.reserve(entry), entry);
-  }
-
-  private emitFunctionCall(call: FunctionCallEntry) {
-    const index = this.reserve({ ...call, status: 'in_progress', arguments: '' });
-    this.sink.emit('response.function_call_arguments.delta', { item_id: call.id, output_index: index, delta: call.arguments });
-    this.sink.emit('response.function_call_arguments.done', { item_id: call.id, output_index: index, arguments: call.arguments });
-    this.finish(index, { ...call, status: 'completed' });
-  }
-
-  private emitListing(b: McpBinding) {
-    const item = b.listing!;
-    const index = this.reserve({ ...item, tools: [] });
-    this.sink.emit('response.mcp_list_tools.in_progress', { item_id: item.id, output_index: index });
-    this.sink.emit('response.mcp_list_tools.completed', { item_id: item.id, output_index: index });
-    this.finish(index, item);
-  }
-
   /** A call the broker answers itself (unknown tool, over max_tool_calls): for the model only. */
   private note(call: FunctionCallEntry, text: string) {
-    this.added.push({ ...call, internal: true });
-    this.added.push({ type: 'function_call_output', id: newId('fco'), call_id: call.call_id, output: text, internal: true });
-  }
-
-  private reserve(initial: Entry): number {
-    const index = this.output.length;
-    this.output.push(initial);
-    this.sink.emit('response.output_item.added', { output_index: index, item: publicItem(initial, this.p.includeEncrypted) });
-    return index;
-  }
-
-  private finish(index: number, entry: Entry) {
-    this.output[index] = entry;
-    this.added.push(entry);
-    this.sink.emit('response.output_item.done', { output_index: index, item: publicItem(entry, this.p.includeEncrypted) });
+    this.out.internal({ ...call, internal: true }, { type: 'function_call_output', id: newId('fco'), call_id: call.call_id, output: text, internal: true });
   }
 
   private state(status: ResponseState['status']): ResponseState {
@@ -338,7 +256,7 @@ export class ResponseRun {
       id: this.p.id,
       created_at: this.p.createdAt,
       status,
-      output: status === 'in_progress' ? [] : this.output.map((e) => publicItem(e, this.p.includeEncrypted)),
+      output: status === 'in_progress' ? [] : this.out.publicOutput(),
       usage: this.usage,
       error: null,
       incomplete_details: null,
@@ -350,5 +268,3 @@ export class ResponseRun {
     return responseObject(this.p.body, s);
   }
 }
-
-const textPart = (text: string) => ({ type: 'output_text' as const, annotations: [], logprobs: [], text });
