@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { nowS, type ApprovalRecord, type ApprovalStatus } from './record.js';
-import { TooManyPendingError, type ApprovalStore, type TransitionResult } from './store.js';
+import { TooManyPendingError, waitForEvent, type ApprovalStore, type TransitionResult } from './store.js';
 
 const LIVE: readonly ApprovalStatus[] = ['pending', 'approved'];
 
@@ -42,17 +42,7 @@ export class MemoryApprovalStore implements ApprovalStore {
   }
 
   waitForChange(id: string, ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.changes.off(id, done);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.changes.on(id, done);
-      signal?.addEventListener('abort', done, { once: true });
-    });
+    return waitForEvent(this.changes, id, ms, signal);
   }
 
   pendingCount() {

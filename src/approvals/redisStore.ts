@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { ClusterBus } from '../store/bus.js';
 import type { RedisConnection } from '../store/redis.js';
 import { ApprovalRecordSchema, type ApprovalRecord, type ApprovalStatus } from './record.js';
-import { TooManyPendingError, type ApprovalStore, type TransitionResult } from './store.js';
+import { TooManyPendingError, waitForEvent, type ApprovalStore, type TransitionResult } from './store.js';
 
 const RETAIN_S = 3600;
 
@@ -113,17 +113,7 @@ export class RedisApprovalStore implements ApprovalStore {
   }
 
   waitForChange(id: string, ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.changes.off(id, done);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.changes.on(id, done);
-      signal?.addEventListener('abort', done, { once: true });
-    });
+    return waitForEvent(this.changes, id, ms, signal);
   }
 
   pendingCount() {

@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import type { ApprovalRecord, ApprovalStatus } from './record.js';
 
 export type TransitionResult = { ok: true; record: ApprovalRecord } | { ok: false; record: ApprovalRecord | undefined };
@@ -21,3 +22,18 @@ export interface ApprovalStore {
 }
 
 export class TooManyPendingError extends Error {}
+
+/** Resolves when `emitter` emits `id`, after `ms`, or on abort, whichever is first. */
+export function waitForEvent(emitter: EventEmitter, id: string, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      emitter.off(id, done);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    emitter.on(id, done);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { McpToolParamSchema } from '../broker/toolParam.js';
-import { McpCallErrorSchema, McpToolInfoSchema } from '../broker/items.js';
+import { McpApprovalRequestItemSchema, McpCallItemSchema, McpListToolsItemSchema } from '../broker/items.js';
 
 const id = z.string().min(1).max(256);
 
@@ -45,31 +45,10 @@ export const ApprovalResponseItemSchema = z.object({
   approve: z.boolean(),
   reason: z.string().max(4096).nullable().optional(),
 });
-export const ReplayedListToolsSchema = z.object({
-  type: z.literal('mcp_list_tools'),
-  id,
-  server_label: z.string(),
-  tools: z.array(McpToolInfoSchema),
-  error: z.string().nullable().optional(),
-});
-export const ReplayedCallSchema = z.object({
-  type: z.literal('mcp_call'),
-  id,
-  server_label: z.string(),
-  name: z.string(),
-  arguments: z.string(),
-  output: z.string().nullable().optional(),
-  error: McpCallErrorSchema.nullable().optional(),
-  approval_request_id: z.string().nullable().optional(),
-  status: z.string().optional(),
-});
-export const ReplayedApprovalRequestSchema = z.object({
-  type: z.literal('mcp_approval_request'),
-  id,
-  server_label: z.string(),
-  name: z.string(),
-  arguments: z.string(),
-});
+// Clients replay earlier output as input: the same shapes as the items the broker emits.
+export const ReplayedListToolsSchema = McpListToolsItemSchema;
+export const ReplayedCallSchema = McpCallItemSchema.extend({ status: z.string().optional() });
+export const ReplayedApprovalRequestSchema = McpApprovalRequestItemSchema;
 export const ReasoningItemSchema = z.object({
   type: z.literal('reasoning'),
   id,
