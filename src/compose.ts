@@ -58,6 +58,7 @@ export interface ComposeOptions {
     webhookBaseDelayMs: number;
     webhookLeaseMs: number;
     webhookPollMs: number;
+    sseKeepAliveMs: number;
   }>;
   /** The egress dispatchers; injected only by the benchmark's unguarded control. */
   agents?: AgentPool;
@@ -195,7 +196,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     logger,
     readiness,
     maxBodyBytes: env.BROKER_MAX_BODY_BYTES,
-    responses: responsesRoutes(responses),
+    responses: responsesRoutes(responses, { keepAliveMs: t.sseKeepAliveMs }),
   });
 
   return {

@@ -286,6 +286,22 @@ describe('POST /v1/responses (Chat Completions upstream)', () => {
     expect((await b.call('GET', `/v1/responses/${r.id}`)).status).toBe(404);
   });
 
+  it('caller reasoning items are dropped for a Chat Completions upstream', async () => {
+    await b.call('POST', '/v1/responses', { body: { model: 'm', input: [{ type: 'reasoning', id: 'rs_x', summary: [], encrypted_content: 'enc' }, { role: 'user', content: 'hi' }] } });
+    expect(model.requests[0]!.body.messages).toEqual([{ role: 'user', content: 'hi' }]);
+  });
+
+  it('tool_choice {type:"mcp"} forces that server\'s tool on the first turn', async () => {
+    model.push({ calls: [{ name: 'add', arguments: { a: 1, b: 1 } }] }, { text: 'ok' });
+    const r = await b.call('POST', '/v1/responses', { body: { model: 'm', input: 'x', tools: [fx], tool_choice: { type: 'mcp', server_label: 'fx', name: 'add' } } });
+    expect(r.status).toBe(200);
+    expect(model.requests[0]!.body.tool_choice).toEqual({ type: 'function', function: { name: 'add' } });
+    expect(model.requests[1]!.body.tool_choice).toBe('auto');
+    const bad = await b.call('POST', '/v1/responses', { body: { model: 'm', input: 'x', tools: [fx], tool_choice: { type: 'mcp', server_label: 'fx', name: 'nope' } } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.param).toBe('tool_choice');
+  });
+
   it('without UPSTREAM_BASE_URL: 503 upstream_not_configured', async () => {
     const bare = await startBroker();
     try {

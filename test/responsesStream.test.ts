@@ -111,6 +111,24 @@ describe('streaming responses', () => {
     expect((await res.json()).error.type).toBe('external_connector_error');
   });
 
+  it('sends keep-alive comments during a long tool call', async () => {
+    const slowBroker = await startBroker({ env: { UPSTREAM_BASE_URL: model.url }, servers: [record('fx', mcp.url)], tuning: { sseKeepAliveMs: 100 } });
+    try {
+      model.push({ calls: [{ name: 'slow', arguments: { ms: 600 } }] }, { text: 'done' });
+      const res = await fetch(`${slowBroker.url}/v1/responses`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ stream: true, model: 'm', input: 'x', tools: [fx] }),
+      });
+      const text = await res.text();
+      const between = text.slice(text.indexOf('response.mcp_call_arguments.done'), text.indexOf('response.mcp_call.completed'));
+      expect(between).toContain(': keep-alive\n\n');
+      expect(text).toContain('event: response.completed');
+    } finally {
+      await slowBroker.close();
+    }
+  });
+
   it('a client disconnect aborts the MCP call and the upstream', async () => {
     model.push({ calls: [{ name: 'slow', arguments: { ms: 20000 } }] });
     const ac = new AbortController();

@@ -16,7 +16,7 @@ const InputItemsQuery = z.object({
 });
 
 /** SPEC §6 routes. Responses belong to the key that created them; others get 404. */
-export function responsesRoutes(service: ResponsesService): Router {
+export function responsesRoutes(service: ResponsesService, o: { keepAliveMs?: number } = {}): Router {
   const r = Router();
 
   const owned = async (req: Request) => {
@@ -29,7 +29,7 @@ export function responsesRoutes(service: ResponsesService): Router {
     const body = parseInput(CreateResponseSchema, req.body);
     const signal = abortOnClose(req, res);
     const prepared = await service.prepare(body, apiOwner(req), signal);
-    const sink = body.stream ? new SseSink(res) : silentSink;
+    const sink = body.stream ? new SseSink(res, o.keepAliveMs) : silentSink;
     const run = service.run(prepared, sink, signal);
     try {
       const response = await run.run();
