@@ -62,8 +62,9 @@ interface Ctx {
  */
 export class Catalog {
   private readonly cache: LRUCache<string, Listing, Ctx>;
-  private readonly status = new Map<string, { cached_at: number | null; last_error: string | null; changed: Set<string> }>();
-  private readonly notified = new Set<string>();
+  // Keyed by server, and inline servers are caller-chosen: bounded like the listings.
+  private readonly status = new LRUCache<string, { cached_at: number | null; last_error: string | null; changed: Set<string> }>({ max: 10_000 });
+  private readonly notified = new LRUCache<string, true>({ max: 10_000 });
 
   constructor(
     private readonly upstreams: Upstreams,
@@ -103,7 +104,7 @@ export class Catalog {
   invalidateServer(serverKey: string): void {
     for (const k of [...this.cache.keys()]) if (k.startsWith(`${serverKey}|`)) this.cache.delete(k);
     this.status.delete(serverKey);
-    for (const n of [...this.notified]) if (n.startsWith(`${serverKey}|`)) this.notified.delete(n);
+    for (const n of [...this.notified.keys()]) if (n.startsWith(`${serverKey}|`)) this.notified.delete(n);
   }
 
   /** Admin refresh: a fresh listing, and the current definitions become the pins. */
@@ -164,7 +165,7 @@ export class Catalog {
         changed.add(t.tool.name);
         const once = `${server.serverKey}|${t.tool.name}|${t.hash}`;
         if (!this.notified.has(once)) {
-          this.notified.add(once);
+          this.notified.set(once, true);
           this.onDefinitionChanged({ server_label: server.server_label, name: t.tool.name, old_sha256: pin, new_sha256: t.hash });
         }
       }

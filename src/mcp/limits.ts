@@ -1,4 +1,5 @@
 import { ConsecutiveBreaker, BrokenCircuitError, CircuitState, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
+import { LRUCache } from 'lru-cache';
 import { BrokerCapacityError, classifyUpstreamError } from './failure.js';
 
 export interface LimitOptions {
@@ -15,7 +16,8 @@ export interface LimitOptions {
 export class UpstreamLimits {
   private inflight = 0;
   private readonly perOrigin = new Map<string, number>();
-  private readonly breakers = new Map<string, CircuitBreakerPolicy>();
+  // Origins of inline servers are caller-chosen: keep the most recent breakers only.
+  private readonly breakers = new LRUCache<string, CircuitBreakerPolicy>({ max: 10_000 });
 
   constructor(private readonly o: LimitOptions) {}
 

@@ -12,7 +12,7 @@ export interface PoolOptions {
 
 /** Long-lived sessions keyed by (server, credential-set hash); idle ones are closed. */
 export class SessionPool {
-  private readonly memo = new Map<string, TransportKind>();
+  private readonly memo = new LRUCache<string, TransportKind>({ max: 10_000 });
   private readonly sessions: LRUCache<string, UpstreamSession>;
 
   constructor(private readonly opts: PoolOptions) {

@@ -18,7 +18,7 @@ export interface SessionTarget {
 export interface SessionOptions {
   connectTimeoutMs: number;
   /** `auto` remembers what worked, per server URL. */
-  transportMemo: Map<string, TransportKind>;
+  transportMemo: { get(url: string): TransportKind | undefined; set(url: string, kind: TransportKind): unknown };
   onToolsChanged: () => void;
   onError?: (err: Error) => void;
 }
