@@ -67,6 +67,14 @@ describe('several instances on one Redis', () => {
     expect(after.body.tools.map((t: { name: string }) => t.name)).toEqual(['echo']);
   });
 
+  it('list_changed seen only by A drops the listing cached on B', async () => {
+    await a.call('POST', '/v1/mcp/list_tools', { body: { tool } }); // A's session is the server's first
+    await b.call('POST', '/v1/mcp/list_tools', { body: { tool } });
+    expect((await b.call('POST', '/v1/mcp/list_tools', { body: { tool } })).headers.get('x-mcp-cache')).toBe('hit');
+    mcp.notifyFirstSession();
+    await until(async () => (await b.call('POST', '/v1/mcp/list_tools', { body: { tool } })).headers.get('x-mcp-cache') === 'miss', 1000);
+  });
+
   it('approval created on A, decided on B, executed on A; a long-poll on A sees B decide', async () => {
     const gated = { type: 'mcp', server_label: 'gated' };
     const req = await a.call('POST', '/v1/mcp/call', { body: { tool: gated, name: 'echo', arguments: { text: 'shared' } } });
