@@ -211,8 +211,11 @@ describe('broker API against a real MCP server', () => {
   it('inline servers go through the egress guard: loopback refused unless allowed', async () => {
     const inline = { type: 'mcp', server_label: 'inl', server_url: mcp.url.replace('http:', 'https:'), require_approval: 'never' };
     const r = await b.call('POST', '/v1/mcp/list_tools', { body: { tool: inline } });
-    expect(r.status).toBe(424);
-    expect(r.body.error.code).toBe('egress_denied');
+    expect(r.status).toBe(400);
+    expect(r.body.error).toMatchObject({ code: 'egress_denied', param: 'tool.server_url' });
+    const c = await b.call('POST', '/v1/mcp/call', { body: { tool: inline, name: 'echo', arguments: {} } });
+    expect(c.status).toBe(400);
+    expect(c.body.error.code).toBe('egress_denied');
     const httpUrl = await b.call('POST', '/v1/mcp/list_tools', { body: { tool: { ...inline, server_url: mcp.url } } });
     expect(httpUrl.status).toBe(400);
     expect(httpUrl.body.error).toMatchObject({ code: 'egress_denied', param: 'tool.server_url' });

@@ -29,7 +29,7 @@ describe('egress guard at connect time', () => {
     try {
       for (const host of forms) {
         const r = await strict.call('POST', '/v1/mcp/list_tools', { body: { tool: { type: 'mcp', server_label: 'x', server_url: `http://${host}/mcp` } } });
-        expect([r.status, r.body.error.code, host]).toEqual([424, 'egress_denied', host]);
+        expect([r.status, r.body.error.code, r.body.error.param, host]).toEqual([400, 'egress_denied', 'tool.server_url', host]);
       }
       expect(target.hits()).toBe(0);
     } finally {
@@ -44,6 +44,7 @@ describe('egress guard at connect time', () => {
       const v6 = await widened.call('POST', '/v1/mcp/list_tools', { body: { tool: { type: 'mcp', server_label: 'y', server_url: `http://[::1]:${p}/mcp` } } });
       expect(v6.body.error.code).not.toBe('egress_denied');
       const zero = await widened.call('POST', '/v1/mcp/list_tools', { body: { tool: { type: 'mcp', server_label: 'z', server_url: `http://0.0.0.0:${p}/mcp` } } });
+      expect(zero.status).toBe(400);
       expect(zero.body.error.code).toBe('egress_denied');
     } finally {
       await widened.close();

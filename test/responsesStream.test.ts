@@ -105,10 +105,19 @@ describe('streaming responses', () => {
     expect(last.data.response).toMatchObject({ status: 'failed', error: { code: 'upstream_error' } });
   });
 
+  it('a refused caller URL is a 400 before any event', async () => {
+    // (Not port 1: fetch itself refuses the WHATWG "bad ports".)
+    const res = await post({ model: 'm', input: 'x', tools: [{ type: 'mcp', server_label: 'nope', server_url: 'https://127.0.0.1:2/mcp', require_approval: 'never' }] });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error).toMatchObject({ code: 'egress_denied', param: 'tools[0].server_url' });
+  });
+
   it('a listing failure is a 424 before any event', async () => {
-    const res = await post({ model: 'm', input: 'x', tools: [{ type: 'mcp', server_label: 'nope', server_url: 'https://127.0.0.1:1/mcp', require_approval: 'never' }] });
+    await mcp.stop();
+    const res = await post({ model: 'm', input: 'x', tools: [fx] });
     expect(res.status).toBe(424);
     expect((await res.json()).error.type).toBe('external_connector_error');
+    await mcp.start();
   });
 
   it('sends keep-alive comments during a long tool call', async () => {

@@ -4,7 +4,7 @@ import type { ApprovalService } from '../approvals/service.js';
 import type { ApprovalRecord } from '../approvals/record.js';
 import type { WebhookDispatcher } from '../approvals/webhooks.js';
 import type { Catalog, CatalogTool, DefinitionChanged } from '../catalog/catalog.js';
-import { ExternalConnectorError, RateLimitError, UpstreamError, retryAfter, type ApiError } from '../errors/index.js';
+import { ExternalConnectorError, InvalidRequestError, RateLimitError, UpstreamError, retryAfter, type ApiError } from '../errors/index.js';
 import { BrokerCapacityError, classifyUpstreamError, type UpstreamFailure } from '../mcp/failure.js';
 import type { Upstreams } from '../mcp/upstreams.js';
 import type { Metrics } from '../obs/metrics.js';
@@ -47,7 +47,6 @@ export interface AvailableTool {
   tool: Tool;
   hash: string;
   readOnly: boolean;
-  needsApproval: boolean;
 }
 
 export interface CallRequest {
@@ -113,7 +112,7 @@ export class Broker {
     for (const t of tools) {
       const p = { name: t.tool.name, readOnly: t.readOnly };
       if (t.changed || !effectiveAllowed(p, server.layers)) continue;
-      out.push({ tool: t.tool, hash: t.hash, readOnly: t.readOnly, needsApproval: effectiveNeedsApproval(p, server.layers) });
+      out.push({ tool: t.tool, hash: t.hash, readOnly: t.readOnly });
     }
     return out;
   }
@@ -249,6 +248,13 @@ export class Broker {
     if (err instanceof BrokerCapacityError && capacity === 'throw') return capacityError(err);
     if (err instanceof ExternalConnectorError) return err;
     const f = classifyUpstreamError(err);
+    // A caller's own URL refused at connect time is the caller's bad input (SPEC §5);
+    // a registered server refused there fails like an unreachable one (424).
+    if (f.kind === 'http' && f.code === 'egress_denied' && !server.record) {
+      return new InvalidRequestError('egress_denied', 'server_url is not allowed: it resolves to an address the egress policy refuses.', {
+        param: `${server.at}.server_url`,
+      });
+    }
     const detail = clip(scrub(f.kind === 'protocol' ? `MCP error ${f.code}: ${f.message}` : f.message, server.secrets));
     return new ExternalConnectorError(
       f.kind === 'protocol' ? 'http_error' : f.code,

@@ -14,6 +14,8 @@ import type { McpToolParam } from './toolParam.js';
 /** Everything the broker needs to talk to one server on behalf of one caller. */
 export interface ResolvedServer {
   server_label: string;
+  /** Where the caller sent this tool: `tool` or `tools[2]`, for error params. */
+  at: string;
   record: ServerRecord | undefined;
   url: URL;
   origin: string;
@@ -101,6 +103,7 @@ export async function resolveServer(
     const url = new URL(record.server_url);
     return {
       server_label: record.server_label,
+      at,
       record,
       url,
       origin: url.origin,
@@ -128,6 +131,7 @@ export async function resolveServer(
   const serverKey = `inline:${url.href}`;
   return {
     server_label: param.server_label,
+    at,
     record: undefined,
     url,
     origin: url.origin,
