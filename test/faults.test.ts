@@ -91,6 +91,21 @@ describe('misbehaving upstreams end in a well-formed item or a 4xx', () => {
     }
   });
 
+  it('one failing request does not tear down the calls sharing its session', async () => {
+    const t = await setup('ok', 'status_500');
+    try {
+      await t.b.call('POST', '/v1/mcp/list_tools', { body: { tool } });
+      const steady = t.b.call('POST', '/v1/mcp/call', { body: { tool, name: 'steady', arguments: {} } });
+      await new Promise((r) => setTimeout(r, 50));
+      const failing = await t.b.call('POST', '/v1/mcp/call', { body: { tool, name: 't', arguments: {} } });
+      expect(failing.body.error).toMatchObject({ type: 'http_error', code: 500 });
+      expect((await steady).body).toMatchObject({ status: 'completed', output: 'steady' });
+      expect(t.fs.hits.initialize).toBe(1);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('a server that asks to sample gets refused and the call still completes', async () => {
     const t = await setup('ok', 'sampling');
     try {

@@ -97,10 +97,12 @@ export class UpstreamSession {
     try {
       return await fn(client);
     } catch (err) {
-      const transportFailure = httpStatusOf(err) !== undefined || err instanceof TypeError || isNeverSent(err);
-      if (!transportFailure) throw err;
-      await this.reset();
-      if (!(isSessionGone(err) || isNeverSent(err) || idempotent)) throw err;
+      // Only a lost session or a failed connection ends the session: an error status on one
+      // request says nothing of the others sharing it, and closing would abort them.
+      const sessionDead = isSessionGone(err) || err instanceof TypeError || isNeverSent(err);
+      if (sessionDead) await this.reset(client);
+      const again = isSessionGone(err) || isNeverSent(err) || (idempotent && (sessionDead || httpStatusOf(err) !== undefined));
+      if (!again) throw err;
       return fn(await this.connect());
     }
   }
@@ -154,6 +156,10 @@ export class UpstreamSession {
       },
     );
     client.onerror = (e) => this.opts.onError?.(e);
+    // A transport that closes (an SSE stream ending) leaves no session: reconnect next time.
+    client.onclose = () => {
+      if (this.client === client) void this.reset(client);
+    };
     try {
       await client.connect(transport, { timeout: this.opts.connectTimeoutMs });
     } catch (err) {
@@ -171,9 +177,13 @@ export class UpstreamSession {
     return client;
   }
 
-  /** Drops the current connection; the next request re-initializes. */
-  async reset(): Promise<void> {
+  /**
+   * Drops the current connection; the next request re-initializes. With `only`, drops it only
+   * if it is still that one (a concurrent failure may have replaced it already).
+   */
+  async reset(only?: Client): Promise<void> {
     const { client, transport } = this;
+    if (only && client !== only) return;
     this.client = undefined;
     this.transport = undefined;
     if (client && transport) await closeQuietly(client, transport);
