@@ -159,8 +159,10 @@ async function benchCall(base: string, url: string) {
 async function benchList(base: string, url: string) {
   const client = await sdkClient(url);
   const body = { tool: { type: 'mcp', server_label: 'fx' } };
+  const noop = await child<{ url: string }>('procs/noop.js');
   const direct: number[] = [];
   const cached: number[] = [];
+  const floor: number[] = [];
   for (let i = 0; i < 1100; i++) {
     let t = performance.now();
     await client.listTools();
@@ -168,8 +170,13 @@ async function benchList(base: string, url: string) {
     t = performance.now();
     await (await post(base, '/v1/mcp/list_tools', body)).json();
     if (i >= 100) cached.push(performance.now() - t);
+    t = performance.now();
+    await (await post(noop.info.url, '', body)).json();
+    if (i >= 100) floor.push(performance.now() - t);
   }
   await client.close();
+  noop.proc.kill();
+  row('floor: express no-op JSON round trip, same client (p50)', ms(summarize(floor).p50), '');
   const d = summarize(direct);
   const c = summarize(cached);
   row('listTools direct SDK (p50)', ms(d.p50), '');
