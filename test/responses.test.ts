@@ -286,6 +286,15 @@ describe('POST /v1/responses (Chat Completions upstream)', () => {
     expect((await b.call('GET', `/v1/responses/${r.id}`)).status).toBe(404);
   });
 
+  it('text.format and reasoning.effort reach a Chat Completions upstream as response_format and reasoning_effort', async () => {
+    const schema = { type: 'object', properties: { n: { type: 'number' } }, required: ['n'], additionalProperties: false };
+    await b.call('POST', '/v1/responses', {
+      body: { model: 'm', input: 'x', text: { format: { type: 'json_schema', name: 'answer', schema, strict: true } }, reasoning: { effort: 'low' } },
+    });
+    expect(model.requests[0]!.body.response_format).toEqual({ type: 'json_schema', json_schema: { name: 'answer', schema, strict: true } });
+    expect(model.requests[0]!.body.reasoning_effort).toBe('low');
+  });
+
   it('caller reasoning items are dropped for a Chat Completions upstream', async () => {
     await b.call('POST', '/v1/responses', { body: { model: 'm', input: [{ type: 'reasoning', id: 'rs_x', summary: [], encrypted_content: 'enc' }, { role: 'user', content: 'hi' }] } });
     expect(model.requests[0]!.body.messages).toEqual([{ role: 'user', content: 'hi' }]);

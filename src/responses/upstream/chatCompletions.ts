@@ -68,6 +68,10 @@ export class ChatCompletionsAdapter implements ModelAdapter {
     if (req.topP != null) body.top_p = req.topP;
     if (req.maxOutputTokens != null) body.max_completion_tokens = req.maxOutputTokens;
     if (req.user) body.user = req.user;
+    const format = responseFormat(req.text);
+    if (format) body.response_format = format;
+    const effort = (req.reasoning as { effort?: unknown } | null | undefined)?.effort;
+    if (typeof effort === 'string') body.reasoning_effort = effort as ChatCompletionCreateParamsStreaming['reasoning_effort'];
 
     const stream = await this.client.chat.completions.create(body, { signal });
     let text = '';
@@ -106,3 +110,13 @@ export class ChatCompletionsAdapter implements ModelAdapter {
 }
 
 type ChatCompletionsCreateBody = ChatCompletionCreateParamsStreaming & { max_completion_tokens?: number };
+
+/** Responses `text.format` → Chat Completions `response_format`. */
+function responseFormat(text: Record<string, unknown> | null | undefined): ChatCompletionCreateParamsStreaming['response_format'] {
+  const f = text?.format as { type?: string; name?: string; schema?: Record<string, unknown>; strict?: boolean | null; description?: string } | undefined;
+  if (f?.type === 'json_object') return { type: 'json_object' };
+  if (f?.type === 'json_schema' && f.name) {
+    return { type: 'json_schema', json_schema: { name: f.name, schema: f.schema, strict: f.strict ?? undefined, description: f.description } };
+  }
+  return undefined;
+}
