@@ -1,11 +1,10 @@
-import { randomUUID, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import type { Server } from 'node:http';
 import express from 'express';
 import { z } from 'zod';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { describeRoll, roll } from './dice.js';
+import { mountMcpSessions } from './sessions.js';
 
 /** The bundled demo MCP server `dmcp`: a dice roller with two read-only tools. */
 export function createDiceServer(): McpServer {
@@ -44,33 +43,7 @@ export function createDiceServer(): McpServer {
 export async function startDemoServer(port: number, host = '127.0.0.1'): Promise<{ url: string; close(): Promise<void> }> {
   const app = express();
   app.use(express.json({ limit: '1mb' }));
-  const sessions = new Map<string, StreamableHTTPServerTransport>();
-
-  app.post('/mcp', async (req, res) => {
-    const id = req.header('mcp-session-id');
-    let transport = id ? sessions.get(id) : undefined;
-    if (!transport) {
-      if (id || !isInitializeRequest(req.body)) {
-        res.status(404).json({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null });
-        return;
-      }
-      const t = new StreamableHTTPServerTransport({
-        sessionIdGenerator: () => randomUUID(),
-        onsessioninitialized: (sid) => void sessions.set(sid, t),
-      });
-      t.onclose = () => t.sessionId && sessions.delete(t.sessionId);
-      await createDiceServer().connect(t);
-      transport = t;
-    }
-    await transport.handleRequest(req, res, req.body);
-  });
-  const bySession: express.RequestHandler = async (req, res) => {
-    const t = sessions.get(req.header('mcp-session-id') ?? '');
-    if (!t) return void res.status(404).json({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null });
-    await t.handleRequest(req, res);
-  };
-  app.get('/mcp', bySession);
-  app.delete('/mcp', bySession);
+  const sessions = mountMcpSessions(app, '/mcp', createDiceServer);
 
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(port, host, () => resolve(s));
@@ -80,7 +53,7 @@ export async function startDemoServer(port: number, host = '127.0.0.1'): Promise
   return {
     url: `http://${host}:${addr.port}/mcp`,
     async close() {
-      for (const t of sessions.values()) await t.close().catch(() => undefined);
+      await sessions.close();
       server.closeAllConnections();
       await new Promise((r) => server.close(() => r(undefined)));
     },
