@@ -129,7 +129,8 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   const metrics = new Metrics({
     openSessions: () => pool.size,
     pendingApprovals: () => approvalStore.pendingCount(),
-    openBreakers: () => 0,
+    openBreakers: () => limits.openBreakers(),
+    inflight: () => limits.inflightCount,
   });
   webhooks.onOutcome = (outcome) => metrics.webhookDeliveries.inc({ outcome });
 

@@ -142,6 +142,7 @@ describe('misbehaving upstreams end in a well-formed item or a 4xx', () => {
       expect(open.body.error).toMatchObject({ type: 'server_error', code: 'circuit_open' });
       expect(Number(open.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(t.fs.hits.total).toBe(hits);
+      expect(await (await fetch(`${t.b.url}/metrics`)).text()).toContain('broker_open_circuit_breakers 1');
       // Another origin is unaffected.
       const good = await t.b.call('POST', '/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'good' }, name: 'echo', arguments: { text: 'x' } } });
       expect(good.body.status).toBe('completed');

@@ -14,7 +14,3 @@ export function expandRefs(value: string, env: NodeJS.ProcessEnv, where: string)
     return v;
   });
 }
-
-export function hasRefs(value: string): boolean {
-  return new RegExp(REF.source).test(value);
-}

@@ -42,4 +42,3 @@ export type ServerRecord = z.infer<typeof ServerRecordSchema>;
 export type ServerRecordInput = z.input<typeof ServerRecordSchema>;
 
 export const ServersFileSchema = z.strictObject({ servers: z.array(ServerRecordSchema) });
-export type ServersFile = z.infer<typeof ServersFileSchema>;

@@ -45,11 +45,14 @@ export class UpstreamLimits {
     }
   }
 
-  breakerState(origin: string): 'closed' | 'open' | 'half_open' {
-    const s = this.breakers.get(origin)?.state;
-    return s === CircuitState.Open || s === CircuitState.Isolated ? 'open' : s === CircuitState.HalfOpen ? 'half_open' : 'closed';
+  /** Origins whose breaker is open now (for /metrics). */
+  openBreakers(): number {
+    let n = 0;
+    for (const b of this.breakers.values()) if (b.state === CircuitState.Open || b.state === CircuitState.Isolated) n++;
+    return n;
   }
 
+  /** Upstream MCP requests in flight now (for /metrics). */
   get inflightCount() {
     return this.inflight;
   }

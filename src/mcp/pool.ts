@@ -50,10 +50,6 @@ export class SessionPool {
     for (const k of [...this.memo.keys()]) if (k.startsWith(prefix)) this.memo.delete(k);
   }
 
-  forgetTransport(url: string): void {
-    this.memo.delete(url);
-  }
-
   get size(): number {
     return this.sessions.size;
   }

@@ -43,10 +43,11 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(gauges: { openSessions: () => number; pendingApprovals: () => number; openBreakers: () => number }) {
+  constructor(gauges: { openSessions: () => number; pendingApprovals: () => number; openBreakers: () => number; inflight: () => number }) {
     client.collectDefaultMetrics({ register: this.registry });
     new client.Gauge({ name: 'broker_mcp_open_sessions', help: 'Open upstream MCP sessions', registers: [this.registry], collect() { this.set(gauges.openSessions()); } });
     new client.Gauge({ name: 'broker_pending_approvals', help: 'Pending approval requests', registers: [this.registry], collect() { this.set(gauges.pendingApprovals()); } });
+    new client.Gauge({ name: 'broker_mcp_inflight_requests', help: 'Upstream MCP requests in flight', registers: [this.registry], collect() { this.set(gauges.inflight()); } });
     new client.Gauge({ name: 'broker_open_circuit_breakers', help: 'Upstream origins whose breaker is open', registers: [this.registry], collect() { this.set(gauges.openBreakers()); } });
   }
 }
