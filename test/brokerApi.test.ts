@@ -126,6 +126,16 @@ describe('broker API against a real MCP server', () => {
     for (const h of mcp.counters.headers) expect(JSON.stringify(h)).not.toContain(KEY_A);
   });
 
+  it('the authorization field replaces a caller Authorization header; duplicate names are refused', async () => {
+    const r = await b.call('POST', '/v1/mcp/call', {
+      body: { tool: { ...tool, headers: { authorization: 'Bearer from-header' }, authorization: 'from-field' }, name: 'whoami', arguments: {} },
+    });
+    expect(JSON.parse(r.body.output).authorization).toBe('Bearer from-field');
+    const dup = await b.call('POST', '/v1/mcp/list_tools', { body: { tool: { ...tool, headers: { 'X-Team': 'a', 'x-team': 'b' } } } });
+    expect(dup.status).toBe(400);
+    expect(dup.body.error).toMatchObject({ code: 'invalid_value', param: 'tool.headers' });
+  });
+
   it('each credential set gets its own session and listing', async () => {
     await b.call('POST', '/v1/mcp/list_tools', { body: { tool: { ...tool, headers: { 'X-Team': 'a' } } } });
     const other = await b.call('POST', '/v1/mcp/list_tools', { body: { tool: { ...tool, headers: { 'X-Team': 'b' } } } });

@@ -78,7 +78,11 @@ export async function resolveServer(
     });
   }
   const callerHeaders: Record<string, string> = { ...(param.headers ?? {}) };
-  if (param.authorization) callerHeaders['Authorization'] = `Bearer ${param.authorization}`;
+  if (param.authorization) {
+    // The `authorization` field is the caller's explicit token: it replaces a header of that name.
+    for (const k of Object.keys(callerHeaders)) if (k.toLowerCase() === 'authorization') delete callerHeaders[k];
+    callerHeaders['Authorization'] = `Bearer ${param.authorization}`;
+  }
   const record = await registry.get(param.server_label);
 
   if (record) {

@@ -20,4 +20,8 @@ export const HeaderValueSchema = z
 
 export const HeadersSchema = z
   .record(HeaderNameSchema, HeaderValueSchema)
-  .refine((h) => Object.keys(h).length <= 32, { message: 'at most 32 headers' });
+  .refine((h) => Object.keys(h).length <= 32, { message: 'at most 32 headers' })
+  // fetch would join `X-A` and `x-a` into one "v1, v2" header.
+  .refine((h) => new Set(Object.keys(h).map((k) => k.toLowerCase())).size === Object.keys(h).length, {
+    message: 'header names must be unique regardless of case',
+  });
