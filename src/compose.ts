@@ -30,7 +30,7 @@ import { responsesRoutes } from './responses/routes.js';
 import { ChatCompletionsAdapter } from './responses/upstream/chatCompletions.js';
 import { ResponsesAdapter } from './responses/upstream/responsesApi.js';
 import type { ModelAdapter } from './responses/upstream/types.js';
-import type { RegistryStore } from './registry/store.js';
+import { registeredServerKey, type RegistryStore } from './registry/store.js';
 
 export interface BrokerInstance {
   app: Express;
@@ -166,7 +166,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     if (e.kind === 'tools_changed') catalog!.invalidateServer(e.serverKey);
   });
   registry.onChange((label) => {
-    const key = `reg:${label.toLowerCase()}`;
+    const key = registeredServerKey(label);
     catalog!.invalidateServer(key);
     pool.drop(`${key}|`);
     webhooks.enableAll();

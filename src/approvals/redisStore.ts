@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ClusterBus } from '../store/bus.js';
 import type { RedisConnection } from '../store/redis.js';
-import { ApprovalRecordSchema, type ApprovalRecord, type ApprovalStatus } from './record.js';
+import { ApprovalRecordSchema, nowS, type ApprovalRecord, type ApprovalStatus } from './record.js';
 import { TooManyPendingError, waitForEvent, type ApprovalStore, type TransitionResult } from './store.js';
 
 const RETAIN_S = 3600;
@@ -68,7 +68,7 @@ export class RedisApprovalStore implements ApprovalStore {
   private allPending = () => this.conn.key('pending-all');
 
   async create(record: ApprovalRecord, maxPendingPerOwner: number) {
-    const now = Math.floor(Date.now() / 1000);
+    const now = nowS();
     const ttl = Math.max(1, record.expires_at - now + RETAIN_S);
     const ok = await this.conn.run((r) =>
       r.eval(CREATE, 3, this.k(record.id), this.ownerKey(record.owner), this.allPending(), JSON.stringify(record), record.id, record.expires_at, maxPendingPerOwner, now, ttl),
@@ -99,7 +99,7 @@ export class RedisApprovalStore implements ApprovalStore {
   }
 
   async transition(id: string, from: readonly ApprovalStatus[], patch: Partial<ApprovalRecord>): Promise<TransitionResult> {
-    const now = Math.floor(Date.now() / 1000);
+    const now = nowS();
     const [ok, raw] = (await this.conn.run((r) =>
       r.eval(TRANSITION, 2, this.k(id), this.allPending(), JSON.stringify(from.length ? from : ['__none__']), JSON.stringify(patch), now, this.ownerKey('')),
     )) as [number, string | null];
@@ -125,7 +125,7 @@ export class RedisApprovalStore implements ApprovalStore {
   }
 
   private async samplePending() {
-    const now = Math.floor(Date.now() / 1000);
+    const now = nowS();
     this.pending = await this.conn.run((r) => r.zcount(this.allPending(), now, '+inf')).catch(() => this.pending);
   }
 }

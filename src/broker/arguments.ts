@@ -7,7 +7,8 @@ export interface ParsedArguments {
   value: Record<string, unknown>;
   /** JSON text, as items carry it. */
   text: string;
-  sha256: string;
+  /** RFC 8785 hash: computed on first use (only approvals need it). */
+  readonly sha256: string;
 }
 
 /** `arguments`: JSON text or an object (≤ 1 MiB); absent means `{}`. */
@@ -26,7 +27,14 @@ export function parseArguments(raw: unknown, param = 'arguments'): ParsedArgumen
   }
   const text = JSON.stringify(value);
   if (Buffer.byteLength(text) > MAX_ARGUMENTS_BYTES) throw tooBig(param);
-  return { value: value as Record<string, unknown>, text, sha256: canonicalSha256(value) };
+  let sha: string | undefined;
+  return {
+    value: value as Record<string, unknown>,
+    text,
+    get sha256() {
+      return (sha ??= canonicalSha256(value));
+    },
+  };
 }
 
 const tooBig = (param: string) => new InvalidRequestError('invalid_value', `${param} is larger than 1 MiB.`, { param });

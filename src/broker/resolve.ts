@@ -5,7 +5,7 @@ import type { Cidr, EgressPolicy } from '../mcp/egress.js';
 import { checkCallerUrl } from '../mcp/callerUrl.js';
 import { callerLayer, type PolicyLayer } from '../policy/policy.js';
 import type { RegistryStore } from '../registry/store.js';
-import { labelKey } from '../registry/store.js';
+import { registeredServerKey } from '../registry/store.js';
 import { unknownLabel } from '../registry/fileStore.js';
 import { canonicalSha256 } from '../util/ids.js';
 import { secretsOfHeaders } from '../util/scrub.js';
@@ -103,7 +103,7 @@ export async function resolveServer(
       });
     }
     const headers = mergeHeaders(recordHeaders, callerHeaders);
-    const serverKey = `reg:${labelKey(record.server_label)}`;
+    const serverKey = registeredServerKey(record.server_label);
     const url = new URL(record.server_url);
     return {
       server_label: record.server_label,

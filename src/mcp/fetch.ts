@@ -22,7 +22,7 @@ const tooLargeMessage = (id: string | number, max: number) =>
  * Caps one SSE event at `max` bytes. An event over the cap ends the stream; when the
  * request's JSON-RPC id is known the caller gets an error response for it instead of a hang.
  */
-function capSse(max: number, id: string | number | undefined): TransformStream<Uint8Array, Uint8Array> {
+function capSse(max: number, idOf: () => string | number | undefined): TransformStream<Uint8Array, Uint8Array> {
   let size = 0;
   let prev = 0;
   let done = false;
@@ -38,6 +38,7 @@ function capSse(max: number, id: string | number | undefined): TransformStream<U
         if (size > max) {
           controller.enqueue(chunk.subarray(0, i));
           done = true;
+          const id = idOf();
           if (id === undefined) return controller.error(new Error(`upstream event exceeded ${max} bytes`));
           controller.enqueue(new TextEncoder().encode(`\n\nevent: message\ndata: ${tooLargeMessage(id, max)}\n\n`));
           return controller.terminate();
@@ -76,18 +77,20 @@ export function createUpstreamFetch(agent: Agent, maxBytes: number): FetchLike {
     if (init?.signal) setMaxListeners(1_000_000, init.signal);
     const res = (await undiciFetch(url as string, { ...(init as object), dispatcher: agent })) as unknown as Response;
     if (!res.body) return res;
-    const id = requestIdOf(init?.body);
+    // Only an overflowing answer needs the request's JSON-RPC id: parse the body then, not per call.
+    const idOf = () => requestIdOf(init?.body);
     const headers = new Headers(res.headers);
     headers.delete('content-encoding');
     const init2 = { status: res.status, statusText: res.statusText, headers };
     // A POST's SSE stream carries one request's answer and ends: read it whole, under the cap.
     // Other streams (the standalone GET, legacy SSE) stay open: each event is capped instead.
     const sse = (res.headers.get('content-type') ?? '').includes('text/event-stream');
-    if (sse && (init?.method !== 'POST' || id === undefined)) {
-      return new Response(res.body.pipeThrough(capSse(maxBytes, id)), init2);
+    if (sse && init?.method !== 'POST') {
+      return new Response(res.body.pipeThrough(capSse(maxBytes, idOf)), init2);
     }
     const bytes = await readCapped(res.body, maxBytes);
     if (bytes) return new Response(bytes.byteLength ? (bytes as BodyInit) : null, init2);
+    const id = idOf();
     if (id !== undefined && res.ok) {
       headers.delete('content-length');
       if (sse) return new Response(`event: message\ndata: ${tooLargeMessage(id, maxBytes)}\n\n`, init2);

@@ -25,17 +25,19 @@ export class SessionPool {
     });
   }
 
-  get(target: SessionTarget): UpstreamSession {
-    let s = this.sessions.get(target.key);
+  /** The session for `key`; `target` is worked out only when a new one must be made. */
+  get(key: string, target: () => SessionTarget): UpstreamSession {
+    let s = this.sessions.get(key);
     if (!s) {
+      const t = target();
       const sessionOpts: SessionOptions = {
         connectTimeoutMs: this.opts.connectTimeoutMs,
         transportMemo: this.memo,
-        onToolsChanged: () => this.opts.onToolsChanged(target.key),
-        onError: (e) => this.opts.onError?.(target.key, e),
+        onToolsChanged: () => this.opts.onToolsChanged(key),
+        onError: (e) => this.opts.onError?.(key, e),
       };
-      s = new UpstreamSession(target, sessionOpts);
-      this.sessions.set(target.key, s);
+      s = new UpstreamSession({ ...t, key }, sessionOpts);
+      this.sessions.set(key, s);
     }
     return s;
   }

@@ -1,4 +1,5 @@
 import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { Agent } from 'undici';
 import { AgentPool, type EgressPolicy } from './egress.js';
 import { createUpstreamFetch } from './fetch.js';
 import type { UpstreamLimits } from './limits.js';
@@ -22,7 +23,7 @@ export interface UpstreamTarget {
  * size-capped fetch, inside the concurrency bounds and the origin's circuit breaker.
  */
 export class Upstreams {
-  private readonly fetches = new Map<string, FetchLike>();
+  private readonly fetches = new WeakMap<Agent, FetchLike>();
 
   constructor(
     readonly pool: SessionPool,
@@ -32,7 +33,7 @@ export class Upstreams {
   ) {}
 
   session(t: UpstreamTarget): UpstreamSession {
-    return this.pool.get({ key: t.sessionKey, url: t.url, headers: t.headers, transport: t.transport, fetch: this.fetchFor(t.egress) });
+    return this.pool.get(t.sessionKey, () => ({ key: t.sessionKey, url: t.url, headers: t.headers, transport: t.transport, fetch: this.fetchFor(t.egress) }));
   }
 
   listTools(t: UpstreamTarget, signal?: AbortSignal): Promise<Tool[]> {
@@ -45,9 +46,8 @@ export class Upstreams {
 
   private fetchFor(policy: EgressPolicy): FetchLike {
     const agent = this.agents.get(policy);
-    const key = `${policy.allowPrivate}|${policy.allowCidrs.join(',')}`;
-    let f = this.fetches.get(key);
-    if (!f) this.fetches.set(key, (f = createUpstreamFetch(agent, this.maxUpstreamBytes)));
+    let f = this.fetches.get(agent);
+    if (!f) this.fetches.set(agent, (f = createUpstreamFetch(agent, this.maxUpstreamBytes)));
     return f;
   }
 

@@ -1,6 +1,6 @@
 import dns from 'node:dns/promises';
 import net from 'node:net';
-import { ServerRecordSchema, type ServerRecord } from '../config/serverRecord.js';
+import type { ServerRecord } from '../config/serverRecord.js';
 import { expandRefs, MissingEnvVarError } from '../config/expand.js';
 import { InvalidRequestError } from '../errors/index.js';
 import { isAddressAllowed } from '../mcp/egress.js';
@@ -53,4 +53,3 @@ function checkRefs(value: string, env: NodeJS.ProcessEnv, param: string): string
   }
 }
 
-export { ServerRecordSchema };

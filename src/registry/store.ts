@@ -20,3 +20,6 @@ export interface RegistryStore {
 }
 
 export const labelKey = (label: string) => label.toLowerCase();
+
+/** What listings, sessions and approvals of a registered server are keyed by. */
+export const registeredServerKey = (label: string) => `reg:${labelKey(label)}`;

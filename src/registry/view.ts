@@ -1,6 +1,6 @@
 import type { ServerRecord } from '../config/serverRecord.js';
 
-export const REDACTED = '<redacted>';
+import { REDACTED } from '../util/scrub.js';
 
 /** The admin view of a record: full URL, every header value and secret redacted. */
 export function toView(record: ServerRecord) {

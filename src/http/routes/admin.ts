@@ -5,6 +5,7 @@ import type { Broker } from '../../broker/broker.js';
 import { admitRecord } from '../../registry/admission.js';
 import { unknownLabel } from '../../registry/fileStore.js';
 import { toView } from '../../registry/view.js';
+import { registeredServerKey } from '../../registry/store.js';
 import { parseInput } from '../validate.js';
 
 /** SPEC §2 admin API: registry records, their status, and refresh (re-pin). */
@@ -32,7 +33,7 @@ export function adminRoutes(broker: Broker): Router {
     const record = await recordOr404(req.params.label);
     const server = await broker.resolve({ type: 'mcp', server_label: record.server_label }, 'tool').catch(() => undefined);
     const transport = server ? (upstreams.pool.peek(server.sessionKey)?.transportInUse ?? null) : null;
-    const status = catalog.serverStatus(server ?? { serverKey: `reg:${record.server_label.toLowerCase()}`, sessionKey: '' }, transport);
+    const status = catalog.serverStatus(server ?? { serverKey: registeredServerKey(record.server_label), sessionKey: '' }, transport);
     res.json({ ...toView(record), status });
   });
 
