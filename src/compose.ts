@@ -1,19 +1,14 @@
 import type { Express } from 'express';
 import type { Logger } from 'pino';
-import { MemoryApprovalStore } from './approvals/memoryStore.js';
 import { ApprovalService } from './approvals/service.js';
-import type { ApprovalStore } from './approvals/store.js';
 import { WebhookDispatcher } from './approvals/webhooks.js';
 import { Broker } from './broker/broker.js';
 import { webhookEndpoints } from './broker/webhookEndpoints.js';
 import { Catalog } from './catalog/catalog.js';
-import { ConfigError, type Env } from './config/env.js';
-import { RedisRegistryStore } from './registry/redisStore.js';
-import { RedisApprovalStore } from './approvals/redisStore.js';
-import { RedisResponseStore } from './responses/redisStore.js';
-import { RedisConnection } from './store/redis.js';
-import { RedisBus, localBus, type ClusterBus } from './store/bus.js';
-import { MemoryDeliveryQueue, RedisDeliveryQueue, type DeliveryQueue } from './approvals/queue.js';
+import type { Env } from './config/env.js';
+import { stores } from './stores.js';
+import type { ApprovalStore } from './approvals/store.js';
+import type { ResponseStore } from './responses/store.js';
 import { createApp, type Readiness } from './http/app.js';
 import { Credentials } from './http/auth.js';
 import { AgentPool, parseCidrs } from './mcp/egress.js';
@@ -22,9 +17,7 @@ import { SessionPool } from './mcp/pool.js';
 import { Upstreams } from './mcp/upstreams.js';
 import { Metrics } from './obs/metrics.js';
 import { SecretValues } from './obs/logger.js';
-import { FileRegistryStore, readServersFile } from './registry/fileStore.js';
 import OpenAI from 'openai';
-import { MemoryResponseStore, type ResponseStore } from './responses/store.js';
 import { ResponsesService } from './responses/service.js';
 import { responsesRoutes } from './responses/routes.js';
 import { ChatCompletionsAdapter } from './responses/upstream/chatCompletions.js';
@@ -70,30 +63,8 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   const t = o.tuning ?? {};
   o.secrets.addPermanent(o.adminToken, env.BROKER_APPROVER_TOKEN, env.UPSTREAM_API_KEY, env.APPROVAL_WEBHOOK_SECRET, ...env.BROKER_API_KEYS);
 
-  // BROKER_STORE switches every store, in this one place.
-  let conn: RedisConnection | undefined;
-  let bus: ClusterBus = localBus;
-  let registry: RegistryStore;
-  let approvalStore: ApprovalStore;
-  let responseStore: ResponseStore;
-  let queue: DeliveryQueue;
-  if (env.BROKER_STORE) {
-    conn = new RedisConnection(env.BROKER_STORE, logger.child({ component: 'store' }));
-    await conn.connect().catch((e: Error) => {
-      throw new ConfigError(`cannot reach BROKER_STORE: ${e.message}`);
-    });
-    bus = new RedisBus(conn);
-    await bus.ready();
-    registry = await RedisRegistryStore.open(conn, bus, logger, await readServersFile(env.BROKER_CONFIG));
-    approvalStore = new RedisApprovalStore(conn, bus);
-    responseStore = new RedisResponseStore(conn, logger);
-    queue = new RedisDeliveryQueue(conn, logger.child({ component: 'webhooks' }), { leaseMs: t.webhookLeaseMs, pollMs: t.webhookPollMs });
-  } else {
-    registry = await FileRegistryStore.open(env.BROKER_CONFIG);
-    approvalStore = new MemoryApprovalStore();
-    responseStore = new MemoryResponseStore();
-    queue = new MemoryDeliveryQueue();
-  }
+  const st = await stores(env, logger, { webhookLeaseMs: t.webhookLeaseMs, webhookPollMs: t.webhookPollMs });
+  const { bus, registry, approvals: approvalStore, responses: responseStore, deliveries: queue } = st;
   const agents = o.agents ?? new AgentPool();
   const limits = new UpstreamLimits({
     maxInflightPerOrigin: env.BROKER_MAX_INFLIGHT_PER_ORIGIN,
@@ -172,7 +143,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     webhooks.enableAll();
   });
 
-  const readiness: Readiness = { loaded: true, draining: false, storeHealthy: () => conn?.healthy ?? true };
+  const readiness: Readiness = { loaded: true, draining: false, storeHealthy: () => st.healthy() };
   const credentials = new Credentials({ adminToken: o.adminToken, approverToken: env.BROKER_APPROVER_TOKEN, apiKeys: env.BROKER_API_KEYS });
   let adapter: ModelAdapter | undefined;
   if (env.UPSTREAM_BASE_URL) {
@@ -211,9 +182,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     async close() {
       await webhooks.close();
       await upstreams.close();
-      await approvalStore.close();
-      await registry.close();
-      await conn?.close();
+      await st.close();
     },
   };
 }

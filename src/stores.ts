@@ -1,0 +1,75 @@
+import type { Logger } from 'pino';
+import { MemoryApprovalStore } from './approvals/memoryStore.js';
+import { RedisApprovalStore } from './approvals/redisStore.js';
+import type { ApprovalStore } from './approvals/store.js';
+import { MemoryDeliveryQueue, RedisDeliveryQueue, type DeliveryQueue } from './approvals/queue.js';
+import { ConfigError, type Env } from './config/env.js';
+import { FileRegistryStore, readServersFile } from './registry/fileStore.js';
+import { RedisRegistryStore } from './registry/redisStore.js';
+import type { RegistryStore } from './registry/store.js';
+import { RedisResponseStore } from './responses/redisStore.js';
+import { MemoryResponseStore, type ResponseStore } from './responses/store.js';
+import { RedisBus, localBus, type ClusterBus } from './store/bus.js';
+import { RedisConnection } from './store/redis.js';
+
+/** Every piece of state the broker keeps, embedded or shared. */
+export interface Stores {
+  /** The Redis connection when `BROKER_STORE` is set. */
+  conn: RedisConnection | undefined;
+  bus: ClusterBus;
+  registry: RegistryStore;
+  approvals: ApprovalStore;
+  responses: ResponseStore;
+  deliveries: DeliveryQueue;
+  /** True while the shared store answers (always true when embedded). */
+  healthy(): boolean;
+  close(): Promise<void>;
+}
+
+export interface StoreTuning {
+  webhookLeaseMs?: number;
+  webhookPollMs?: number;
+}
+
+/** `BROKER_STORE` switches every store, in this one place (SPEC §9). */
+export async function stores(env: Env, logger: Logger, t: StoreTuning = {}): Promise<Stores> {
+  if (!env.BROKER_STORE) {
+    const registry = await FileRegistryStore.open(env.BROKER_CONFIG);
+    const approvals = new MemoryApprovalStore();
+    return {
+      conn: undefined,
+      bus: localBus,
+      registry,
+      approvals,
+      responses: new MemoryResponseStore(),
+      deliveries: new MemoryDeliveryQueue(),
+      healthy: () => true,
+      async close() {
+        await approvals.close();
+        await registry.close();
+      },
+    };
+  }
+  const conn = new RedisConnection(env.BROKER_STORE, logger.child({ component: 'store' }));
+  await conn.connect().catch((e: Error) => {
+    throw new ConfigError(`cannot reach BROKER_STORE: ${e.message}`);
+  });
+  const bus = new RedisBus(conn);
+  await bus.ready();
+  const registry = await RedisRegistryStore.open(conn, bus, logger, await readServersFile(env.BROKER_CONFIG));
+  const approvals = new RedisApprovalStore(conn, bus);
+  return {
+    conn,
+    bus,
+    registry,
+    approvals,
+    responses: new RedisResponseStore(conn, logger),
+    deliveries: new RedisDeliveryQueue(conn, logger.child({ component: 'webhooks' }), { leaseMs: t.webhookLeaseMs, pollMs: t.webhookPollMs }),
+    healthy: () => conn.healthy,
+    async close() {
+      await approvals.close();
+      await registry.close();
+      await conn.close();
+    },
+  };
+}
