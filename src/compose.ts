@@ -16,6 +16,7 @@ import { UpstreamLimits } from './mcp/limits.js';
 import { SessionPool } from './mcp/pool.js';
 import { Upstreams } from './mcp/upstreams.js';
 import { Metrics } from './obs/metrics.js';
+import { traceModelCalls } from './obs/tracing.js';
 import { SecretValues } from './obs/logger.js';
 import OpenAI from 'openai';
 import { ResponsesService } from './responses/service.js';
@@ -149,6 +150,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   if (env.UPSTREAM_BASE_URL) {
     const client = new OpenAI({ baseURL: env.UPSTREAM_BASE_URL, apiKey: env.UPSTREAM_API_KEY ?? 'unset', timeout: env.UPSTREAM_TIMEOUT_MS, maxRetries: 0 });
     adapter = env.UPSTREAM_API === 'responses' ? new ResponsesAdapter(client) : new ChatCompletionsAdapter(client);
+    adapter = traceModelCalls(adapter, { provider: 'openai', baseUrl: env.UPSTREAM_BASE_URL });
   }
   const responses = new ResponsesService({
     broker,

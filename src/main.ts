@@ -4,9 +4,11 @@ import { composeBroker } from './compose.js';
 import { ConfigError, isLoopbackHost, parseEnv } from './config/env.js';
 import { createLogger, SecretValues } from './obs/logger.js';
 import { startDemoServer } from './demo/dmcp.js';
+import { startTracing, stopTracing, TracingConfigError } from './obs/tracing.js';
 
 async function main() {
   const env = parseEnv(process.env);
+  startTracing(process.env);
   const secrets = new SecretValues();
   const logger = createLogger(env.LOG_LEVEL, secrets);
 
@@ -53,6 +55,7 @@ async function main() {
     }
     await instance.close();
     await demo?.close();
+    await stopTracing();
     logger.info('stopped');
     logger.flush();
     process.exit(0);
@@ -64,6 +67,6 @@ async function main() {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 main().catch((err) => {
-  process.stderr.write(`mcp-broker: ${err instanceof ConfigError ? err.message : (err as Error).stack}\n`);
+  process.stderr.write(`mcp-broker: ${err instanceof ConfigError || err instanceof TracingConfigError ? err.message : (err as Error).stack}\n`);
   process.exit(1);
 });

@@ -2,6 +2,7 @@ import { ConflictError, GoneError, NotFoundError, PermissionError, RateLimitErro
 import { newId } from '../util/ids.js';
 import { nowS, type ApprovalRecord } from './record.js';
 import { TooManyPendingError, type ApprovalStore } from './store.js';
+import { approvalWaitSpan } from '../obs/tracing.js';
 
 /** Who is acting on an approval. */
 export type Actor = { kind: 'approver' } | { kind: 'api'; owner: string };
@@ -67,7 +68,11 @@ export class ApprovalService {
   }
 
   /** Long-poll: as soon as the record is no longer pending, or at the timeout. */
-  async readWhenDecided(id: string, actor: Actor, waitMs: number, signal?: AbortSignal): Promise<ApprovalRecord> {
+  readWhenDecided(id: string, actor: Actor, waitMs: number, signal?: AbortSignal): Promise<ApprovalRecord> {
+    return approvalWaitSpan(id, waitMs, () => this.waitDecided(id, actor, waitMs, signal));
+  }
+
+  private async waitDecided(id: string, actor: Actor, waitMs: number, signal?: AbortSignal): Promise<ApprovalRecord> {
     const deadline = Date.now() + waitMs;
     let r = await this.read(id, actor);
     while (r.status === 'pending' && Date.now() < deadline && !signal?.aborted) {

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { newId } from '../util/ids.js';
 import type { DeliveryQueue, WebhookJob, EndpointRef } from './queue.js';
+import { webhookSpan } from '../obs/tracing.js';
 
 export interface WebhookEndpoint {
   url: string;
@@ -77,7 +78,7 @@ export class WebhookDispatcher {
 
   /** One attempt. Returns when to try again (ms from now), or undefined when done either way. */
   private async attempt(job: WebhookJob): Promise<number | undefined> {
-    const retry = await this.deliverOnce(job);
+    const retry = await webhookSpan(job, () => this.deliverOnce(job));
     if (retry === undefined) return undefined;
     if (Date.now() + retry >= job.deadline) {
       this.o.logger.warn({ event: job.type, webhook_id: job.id }, 'webhook delivery gave up at the deadline');

@@ -4,11 +4,13 @@ import type { ApprovalService } from '../approvals/service.js';
 import type { Broker } from '../broker/broker.js';
 import { UpstreamError } from '../errors/index.js';
 import type { Metrics } from '../obs/metrics.js';
+import { serverSpans } from '../obs/tracing.js';
 import { authenticate, type Credentials } from './auth.js';
 import { errorHandler, notFoundRoute, sendError } from './errorHandler.js';
 import { adminRoutes } from './routes/admin.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { mcpRoutes } from './routes/mcp.js';
+import { openapiRoute } from './routes/openapi.js';
 
 export interface Readiness {
   loaded: boolean;
@@ -45,8 +47,11 @@ export function createApp(d: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  const spans = serverSpans();
+  if (spans) app.use(spans);
   app.use(timing(d.metrics));
 
+  app.get('/openapi.json', openapiRoute());
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
   app.get('/readyz', (_req, res) => {
     if (!d.readiness.loaded || d.readiness.draining) {

@@ -6,6 +6,7 @@ import type { UpstreamLimits } from './limits.js';
 import type { SessionPool } from './pool.js';
 import type { UpstreamSession } from './session.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { mcpSpan } from '../obs/tracing.js';
 
 /** What the mcp layer needs to know of a server to reach it. */
 export interface UpstreamTarget {
@@ -37,11 +38,11 @@ export class Upstreams {
   }
 
   listTools(t: UpstreamTarget, signal?: AbortSignal): Promise<Tool[]> {
-    return this.limits.run(t.origin, () => this.session(t).listTools({ timeoutMs: t.callTimeoutMs, signal }));
+    return mcpSpan('tools/list', t, undefined, () => this.limits.run(t.origin, () => this.session(t).listTools({ timeoutMs: t.callTimeoutMs, signal })));
   }
 
   callTool(t: UpstreamTarget, name: string, args: Record<string, unknown>, signal?: AbortSignal): Promise<CallToolResult> {
-    return this.limits.run(t.origin, () => this.session(t).callTool(name, args, { timeoutMs: t.callTimeoutMs, signal }));
+    return mcpSpan('tools/call', t, name, () => this.limits.run(t.origin, () => this.session(t).callTool(name, args, { timeoutMs: t.callTimeoutMs, signal })));
   }
 
   private fetchFor(policy: EgressPolicy): FetchLike {

@@ -9,7 +9,7 @@ import { CreateResponseSchema } from './schema.js';
 import type { ResponsesService } from './service.js';
 import { SseSink, silentSink } from './sink.js';
 
-const InputItemsQuery = z.object({
+export const InputItemsQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
   after: z.string().max(256).optional(),
   order: z.enum(['asc', 'desc']).default('desc'),

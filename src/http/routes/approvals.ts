@@ -9,13 +9,13 @@ import { abortOnClose } from '../abort.js';
 import type { Actor } from '../../approvals/service.js';
 import type { Request } from 'express';
 
-const DecisionBody = z.strictObject({
+export const DecisionBody = z.strictObject({
   approve: z.boolean(),
   reason: z.string().max(4096).nullable().optional(),
   arguments_sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').optional(),
 });
-const WaitQuery = z.object({ wait_ms: z.coerce.number().int().min(0).optional() });
-const ListQuery = z.object({ status: ApprovalStatusSchema.optional() });
+export const WaitQuery = z.object({ wait_ms: z.coerce.number().int().min(0).optional() });
+export const ListQuery = z.object({ status: ApprovalStatusSchema.optional() });
 
 function actorOf(req: Request): Actor {
   const p = principalOf(req);

@@ -6,8 +6,8 @@ import { apiOwner } from '../auth.js';
 import { parseInput } from '../validate.js';
 import { abortOnClose } from '../abort.js';
 
-const ListToolsBody = z.object({ tool: McpToolParamSchema });
-const CallBody = z.object({
+export const ListToolsBody = z.object({ tool: McpToolParamSchema });
+export const CallBody = z.object({
   tool: McpToolParamSchema,
   name: z.string().min(1).max(256),
   arguments: z.union([z.string(), z.record(z.string(), z.unknown())]).nullable().optional(),
