@@ -1,0 +1,207 @@
+import SwaggerParser from '@apidevtools/swagger-parser';
+import Ajv2020 from 'ajv/dist/2020';
+import type { ValidateFunction } from 'ajv';
+import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
+import { startFakeModel, type FakeModel } from './fixtures/fakeModel.js';
+import { ADMIN, APPROVER, KEY_A, KEY_B, record, startBroker, type TestBroker } from './fixtures/broker.js';
+import { OPERATIONS } from '../src/http/openapi.js';
+
+type Doc = { openapi: string; paths: Record<string, Record<string, any>>; components: { schemas: Record<string, unknown> } };
+const DOC_ID = 'https://mcp-broker.test/openapi.json';
+
+/** Real answers of the running broker checked against the document it serves. */
+describe('GET /openapi.json', () => {
+  let mcp: McpFixture;
+  let model: FakeModel;
+  let b: TestBroker;
+  let doc: Doc;
+  let ajv: Ajv2020;
+  const validators = new Map<string, ValidateFunction>();
+  /** `${method} ${path} ${status}` of every answer checked. */
+  const seen = new Set<string>();
+
+  beforeAll(async () => {
+    mcp = await startMcpFixture();
+    model = await startFakeModel();
+    b = await startBroker({
+      env: { UPSTREAM_BASE_URL: model.url, BROKER_MAX_BODY_BYTES: '65536' },
+      servers: [
+        record('fx', mcp.url, { transport: 'streamable_http' }),
+        record('gated', mcp.url, { transport: 'streamable_http', require_approval: 'always' }),
+        record('dead', 'http://127.0.0.1:9/mcp', { transport: 'streamable_http' }),
+      ],
+    });
+    const r = await b.call('GET', '/openapi.json', { token: null });
+    expect(r.status).toBe(200);
+    doc = r.body;
+    ajv = new Ajv2020({ strict: false, allErrors: true });
+    ajv.addSchema({ $id: DOC_ID, components: doc.components });
+  });
+  afterAll(async () => {
+    await b?.close();
+    await mcp?.close();
+    await model?.close();
+  });
+
+  /** The operation's schema for `status`, its $refs pointed into the document. */
+  function validatorFor(method: string, path: string, status: number): ValidateFunction {
+    const key = `${method} ${path} ${status}`;
+    let v = validators.get(key);
+    if (!v) {
+      const op = doc.paths[path]?.[method];
+      if (!op) throw new Error(`${method.toUpperCase()} ${path} is not in the document`);
+      const schema = op.responses[String(status)]?.content?.['application/json']?.schema;
+      if (!schema) throw new Error(`${method.toUpperCase()} ${path} does not document status ${status}`);
+      v = ajv.compile(JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', `"${DOC_ID}#/components/`)));
+      validators.set(key, v);
+    }
+    return v;
+  }
+
+  /** Sends a request and checks the answer's body against the document. */
+  async function check(method: string, template: string, actual: string, o: Parameters<TestBroker['call']>[2] = {}, expected?: number) {
+    const r = await b.call(method.toUpperCase(), actual, o);
+    if (expected !== undefined) expect({ status: r.status, body: r.body }).toMatchObject({ status: expected });
+    const v = validatorFor(method, template, r.status);
+    if (!v(r.body)) throw new Error(`${method.toUpperCase()} ${actual} → ${r.status} does not match the document: ${ajv.errorsText(v.errors)}\n${JSON.stringify(r.body).slice(0, 800)}`);
+    seen.add(`${method} ${template} ${r.status}`);
+    return r;
+  }
+
+  it('is a valid OpenAPI 3.1 document (swagger-parser)', async () => {
+    expect(doc.openapi).toBe('3.1.0');
+    await expect(SwaggerParser.validate(structuredClone(doc) as never)).resolves.toBeTruthy();
+  });
+
+  it('documents every route, each with a success and the shared error body', () => {
+    const expected = [
+      'get /healthz', 'get /readyz', 'get /metrics', 'get /openapi.json',
+      'get /admin/servers', 'post /admin/servers', 'get /admin/servers/{label}', 'put /admin/servers/{label}', 'delete /admin/servers/{label}', 'post /admin/servers/{label}/refresh',
+      'post /v1/mcp/list_tools', 'post /v1/mcp/call',
+      'get /v1/mcp/approvals', 'get /v1/mcp/approvals/{id}', 'post /v1/mcp/approvals/{id}/decision',
+      'post /v1/responses', 'get /v1/responses/{id}', 'delete /v1/responses/{id}', 'get /v1/responses/{id}/input_items',
+    ];
+    const documented = Object.entries(doc.paths).flatMap(([p, ms]) => Object.keys(ms).map((m) => `${m} ${p}`));
+    for (const e of expected) expect(documented).toContain(e);
+    for (const [, ms] of Object.entries(doc.paths)) {
+      for (const op of Object.values(ms)) {
+        const statuses = Object.keys(op.responses);
+        expect(statuses.some((s) => s.startsWith('2'))).toBe(true);
+        for (const s of statuses.filter((x) => Number(x) >= 400)) expect(op.responses[s].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Error' });
+      }
+    }
+    // The items come from src/broker/items.ts.
+    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['McpListToolsItem', 'McpCallItem', 'McpApprovalRequestItem', 'Error']));
+    expect((doc.components.schemas.McpCallItem as any).properties.type).toEqual({ type: 'string', const: 'mcp_call' });
+    // The answer schemas are strict enough to catch drift.
+    const call = validatorFor('post', '/v1/mcp/call', 200);
+    expect(call({ id: 'mcp_1', type: 'mcp_call', server_label: 'fx', name: 'echo', arguments: '{}', output: 'x' })).toBe(true);
+    expect(call({ id: 'mcp_1', type: 'mcp_call', server_label: 'fx', name: 'echo' })).toBe(false);
+    expect(call({ id: 'mcp_1', type: 'mcp_call', server_label: 'fx', name: 'echo', arguments: '{}', surprise: 1 })).toBe(false);
+    const err = validatorFor('get', '/admin/servers', 401);
+    expect(err({ error: { message: 'm', type: 't', param: null, code: null } })).toBe(true);
+    expect(err({ message: 'm' })).toBe(false);
+  });
+
+  it('request schemas are the validating zod schemas: a body the document refuses, the route refuses too', async () => {
+    const call = doc.paths['/v1/mcp/call']!.post.requestBody.content['application/json'].schema;
+    const v = ajv.compile(JSON.parse(JSON.stringify(call).replaceAll('"#/components/', `"${DOC_ID}#/components/`)));
+    expect(v({ tool: { type: 'mcp', server_label: 'fx' }, name: 'echo', arguments: '{}' })).toBe(true);
+    expect(v({ tool: { type: 'mcp', server_label: 'no spaces' }, name: 'echo' })).toBe(false);
+    const r = await b.call('POST', '/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'no spaces' }, name: 'echo' } });
+    expect(r.status).toBe(400);
+    expect(r.body.error.param).toBe('tool.server_label');
+  });
+
+  it('operations answer as documented', async () => {
+    await check('get', '/healthz', '/healthz', { token: null }, 200);
+    await check('get', '/readyz', '/readyz', { token: null }, 200);
+    b.instance.readiness.draining = true;
+    await check('get', '/readyz', '/readyz', { token: null }, 503);
+    b.instance.readiness.draining = false;
+    const m = await b.call('GET', '/metrics', { token: null });
+    expect(m.status).toBe(200);
+    expect(m.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(Object.keys(doc.paths['/metrics']!.get.responses['200'].content)).toEqual(['text/plain']);
+    await check('get', '/openapi.json', '/openapi.json', { token: null }, 200);
+  });
+
+  it('admin routes answer as documented', async () => {
+    await check('get', '/admin/servers', '/admin/servers', { token: ADMIN }, 200);
+    await check('get', '/admin/servers', '/admin/servers', { token: KEY_A }, 401);
+    const extra = record('extra', mcp.url, { headers: { 'x-team': 'blue' } });
+    await check('post', '/admin/servers', '/admin/servers', { token: ADMIN, body: extra }, 201);
+    await check('post', '/admin/servers', '/admin/servers', { token: ADMIN, body: extra }, 409);
+    await check('post', '/admin/servers', '/admin/servers', { token: ADMIN, body: { server_label: 'x' } }, 400);
+    await check('post', '/admin/servers', '/admin/servers', { token: ADMIN, body: { ...extra, server_description: 'x'.repeat(70_000) } }, 413);
+    await check('get', '/admin/servers/{label}', '/admin/servers/fx', { token: ADMIN }, 200);
+    await check('get', '/admin/servers/{label}', '/admin/servers/nope', { token: ADMIN }, 404);
+    await check('put', '/admin/servers/{label}', '/admin/servers/extra', { token: ADMIN, body: { server_url: mcp.url, allow_private_network: true } }, 200);
+    await check('put', '/admin/servers/{label}', '/admin/servers/extra', { token: ADMIN, body: { server_label: 'other', server_url: mcp.url } }, 400);
+    await check('put', '/admin/servers/{label}', '/admin/servers/nope', { token: ADMIN, body: { server_url: mcp.url } }, 404);
+    await check('delete', '/admin/servers/{label}', '/admin/servers/extra', { token: ADMIN }, 200);
+    await check('delete', '/admin/servers/{label}', '/admin/servers/extra', { token: ADMIN }, 404);
+    await check('post', '/admin/servers/{label}/refresh', '/admin/servers/fx/refresh', { token: ADMIN }, 200);
+    await check('post', '/admin/servers/{label}/refresh', '/admin/servers/nope/refresh', { token: ADMIN }, 404);
+    await check('post', '/admin/servers/{label}/refresh', '/admin/servers/dead/refresh', { token: ADMIN }, 424);
+  });
+
+  it('broker and approval routes answer as documented', async () => {
+    const tool = { type: 'mcp', server_label: 'fx' };
+    await check('post', '/v1/mcp/list_tools', '/v1/mcp/list_tools', { body: { tool } }, 200);
+    await check('post', '/v1/mcp/list_tools', '/v1/mcp/list_tools', { body: {} }, 400);
+    await check('post', '/v1/mcp/list_tools', '/v1/mcp/list_tools', { body: { tool: { type: 'mcp', server_label: 'nope' } } }, 404);
+    await check('post', '/v1/mcp/list_tools', '/v1/mcp/list_tools', { body: { tool: { type: 'mcp', server_label: 'dead' } } }, 424);
+    await check('post', '/v1/mcp/list_tools', '/v1/mcp/list_tools', { token: 'wrong', body: { tool } }, 401);
+    const ok = await check('post', '/v1/mcp/call', '/v1/mcp/call', { body: { tool, name: 'echo', arguments: { text: 'hi' } } }, 200);
+    expect(ok.body.type).toBe('mcp_call');
+    await check('post', '/v1/mcp/call', '/v1/mcp/call', { body: { tool, name: 'fail', arguments: {} } }, 200);
+    await check('post', '/v1/mcp/call', '/v1/mcp/call', { body: { tool, name: 'missing_tool', arguments: {} } }, 200);
+    await check('post', '/v1/mcp/call', '/v1/mcp/call', { body: { tool, name: '' } }, 400);
+    const gated = await check('post', '/v1/mcp/call', '/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'gated' }, name: 'echo', arguments: { text: 'x' } } }, 200);
+    expect(gated.body.type).toBe('mcp_approval_request');
+    const id = gated.body.id as string;
+    await check('post', '/v1/mcp/call', '/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'gated' }, name: 'echo', approval_request_id: id } }, 409);
+
+    await check('get', '/v1/mcp/approvals', '/v1/mcp/approvals', { token: APPROVER }, 200);
+    await check('get', '/v1/mcp/approvals', '/v1/mcp/approvals?status=nonsense', { token: APPROVER }, 400);
+    await check('get', '/v1/mcp/approvals', '/v1/mcp/approvals', { token: KEY_A }, 401);
+    await check('get', '/v1/mcp/approvals/{id}', `/v1/mcp/approvals/${id}`, {}, 200);
+    await check('get', '/v1/mcp/approvals/{id}', `/v1/mcp/approvals/${id}?wait_ms=-1`, {}, 400);
+    await check('get', '/v1/mcp/approvals/{id}', `/v1/mcp/approvals/${id}`, { token: KEY_B }, 404);
+    await check('post', '/v1/mcp/approvals/{id}/decision', `/v1/mcp/approvals/${id}/decision`, { token: APPROVER, body: { approve: 'yes' } }, 400);
+    await check('post', '/v1/mcp/approvals/{id}/decision', `/v1/mcp/approvals/${id}/decision`, { token: APPROVER, body: { approve: true } }, 200);
+    await check('post', '/v1/mcp/approvals/{id}/decision', `/v1/mcp/approvals/${id}/decision`, { token: APPROVER, body: { approve: false } }, 409);
+    await check('post', '/v1/mcp/approvals/{id}/decision', '/v1/mcp/approvals/mcpr_nope/decision', { token: APPROVER, body: { approve: false } }, 404);
+    const ran = await check('post', '/v1/mcp/call', '/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'gated' }, name: 'echo', approval_request_id: id } }, 200);
+    expect(ran.body).toMatchObject({ type: 'mcp_call', status: 'completed' });
+    await check('post', '/v1/mcp/call', '/v1/mcp/call', { body: { tool, name: 'echo', arguments: 'x'.repeat(70_000) } }, 413);
+  });
+
+  it('Responses routes answer as documented', async () => {
+    model.push({ calls: [{ name: 'echo', arguments: { text: 'from model' } }] }, { text: 'done' });
+    const created = await check('post', '/v1/responses', '/v1/responses', { body: { model: 'm', input: 'hi', tools: [{ type: 'mcp', server_label: 'fx', require_approval: 'never' }] } }, 200);
+    expect(created.body.output.map((i: { type: string }) => i.type)).toEqual(['mcp_list_tools', 'mcp_call', 'message']);
+    const id = created.body.id as string;
+    await check('post', '/v1/responses', '/v1/responses', { body: { input: 'hi' } }, 400);
+    await check('post', '/v1/responses', '/v1/responses', { body: { model: 'm', input: 'hi', previous_response_id: 'resp_nope' } }, 400);
+    model.push({ status: 500 });
+    await check('post', '/v1/responses', '/v1/responses', { body: { model: 'm', input: 'hi' } }, 502);
+    await check('get', '/v1/responses/{id}', `/v1/responses/${id}`, {}, 200);
+    await check('get', '/v1/responses/{id}', `/v1/responses/${id}`, { token: KEY_B }, 404);
+    await check('get', '/v1/responses/{id}/input_items', `/v1/responses/${id}/input_items?order=asc`, {}, 200);
+    await check('get', '/v1/responses/{id}/input_items', `/v1/responses/${id}/input_items?limit=0`, {}, 400);
+    await check('get', '/v1/responses/{id}/input_items', '/v1/responses/resp_nope/input_items', {}, 404);
+    await check('delete', '/v1/responses/{id}', `/v1/responses/${id}`, {}, 200);
+    await check('delete', '/v1/responses/{id}', `/v1/responses/${id}`, {}, 404);
+  });
+
+  it('every documented operation was answered with a success and an error above', () => {
+    for (const op of OPERATIONS) {
+      const mine = [...seen].filter((s) => s.startsWith(`${op.method} ${op.path} `)).map((s) => Number(s.split(' ')[2]));
+      if (op.path === '/metrics') continue; // text, checked above
+      expect({ op: op.operationId, success: mine.some((s) => s < 300) }).toEqual({ op: op.operationId, success: true });
+      if (op.auth !== 'none' || op.errors.length) expect({ op: op.operationId, error: mine.some((s) => s >= 400) }).toEqual({ op: op.operationId, error: true });
+    }
+  });
+});
