@@ -30,7 +30,8 @@ const ServerStatusSchema = z.object({
 });
 /** A record as the admin API shows it: header values and secrets are "<redacted>". */
 const ServerViewSchema = ServerRecordSchema;
-const ServerDetailSchema = ServerRecordSchema.extend({ status: ServerStatusSchema });
+// From the shape: a refined object schema cannot be extended.
+const ServerDetailSchema = z.strictObject({ ...ServerRecordSchema.shape, status: ServerStatusSchema });
 const ServerListSchema = z.object({ object: z.literal('list'), data: z.array(ServerViewSchema) });
 const ServerDeletedSchema = z.object({ server_label: z.string(), deleted: z.literal(true) });
 
@@ -161,7 +162,7 @@ export const OPERATIONS: Operation[] = [
   { method: 'get', path: '/admin/servers', operationId: 'listServers', summary: 'List registered MCP servers', tag: 'admin', auth: 'admin', ok: { 200: { description: 'Records (secrets redacted)', schema: ServerListSchema } }, errors: [401] },
   { method: 'post', path: '/admin/servers', operationId: 'createServer', summary: 'Register an MCP server', tag: 'admin', auth: 'admin', body: ServerRecordSchema, ok: { 201: { description: 'Created', schema: ServerRecordSchema } }, errors: [...bodyErrors, 401, 409] },
   { method: 'get', path: '/admin/servers/{label}', operationId: 'getServer', summary: 'A record and its status', tag: 'admin', auth: 'admin', pathParams: label, ok: { 200: { description: 'Record and status', schema: ServerDetailSchema } }, errors: [401, 404] },
-  { method: 'put', path: '/admin/servers/{label}', operationId: 'replaceServer', summary: 'Replace a record (server_label may be omitted from the body)', tag: 'admin', auth: 'admin', pathParams: label, body: ServerRecordSchema.partial({ server_label: true }), ok: { 200: { description: 'Replaced', schema: ServerRecordSchema } }, errors: [...bodyErrors, 401, 404] },
+  { method: 'put', path: '/admin/servers/{label}', operationId: 'replaceServer', summary: 'Replace a record (server_label may be omitted from the body)', tag: 'admin', auth: 'admin', pathParams: label, body: z.strictObject({ ...ServerRecordSchema.shape, server_label: ServerLabelSchema.optional() }), ok: { 200: { description: 'Replaced', schema: ServerRecordSchema } }, errors: [...bodyErrors, 401, 404] },
   { method: 'delete', path: '/admin/servers/{label}', operationId: 'deleteServer', summary: 'Delete a record', tag: 'admin', auth: 'admin', pathParams: label, ok: { 200: { description: 'Deleted', schema: ServerDeletedSchema } }, errors: [401, 404] },
   { method: 'post', path: '/admin/servers/{label}/refresh', operationId: 'refreshServer', summary: 'Fetch the tools again; the current definitions become the pins', tag: 'admin', auth: 'admin', pathParams: label, ok: { 200: { description: 'Fresh listing', schema: McpListToolsItemSchema } }, errors: [401, 404, ...upstreamErrors] },
 
