@@ -6,7 +6,8 @@ import { startFakeModel, type FakeModel } from './fixtures/fakeModel.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './fixtures/otlpReceiver.js';
 import { startReceiver, WEBHOOK_SECRET } from './fixtures/webhookReceiver.js';
 import { KEY_A, record, startBroker, type TestBroker } from './fixtures/broker.js';
-import { flushTracing, startTracing, stopTracing, tracingConfig, tracingEnabled } from '../src/obs/tracing.js';
+import type { Request } from 'express';
+import { flushTracing, routeTemplate, startTracing, stopTracing, tracingConfig, tracingEnabled } from '../src/obs/tracing.js';
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -41,6 +42,19 @@ describe('tracing configuration', () => {
     expect(tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c', OTEL_TRACES_EXPORTER: 'none' })).toBeUndefined();
     expect(() => tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(/grpc.*not supported/);
     expect(() => tracingConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'not a url' })).toThrow(/not a URL/);
+  });
+
+  it('http.route is the template: mounted routers, and after an error left the router', () => {
+    const req = (baseUrl: string, path: string | undefined, originalUrl: string) => ({ baseUrl, route: path === undefined ? undefined : { path }, originalUrl }) as unknown as Request;
+    const table: Array<[Request, string | undefined]> = [
+      [req('/admin', '/servers/:label', '/admin/servers/crm'), '/admin/servers/:label'],
+      [req('/v1/responses', '/', '/v1/responses'), '/v1/responses'],
+      [req('', '/healthz', '/healthz'), '/healthz'],
+      [req('', '/servers/:label/refresh', '/admin/servers/crm/refresh?x=1'), '/admin/servers/:label/refresh'],
+      [req('', '/:id', '/v1/mcp/approvals/mcpr_1'), '/v1/mcp/approvals/:id'],
+      [req('', undefined, '/no/such/path'), undefined],
+    ];
+    for (const [r, want] of table) expect(routeTemplate(r)).toBe(want);
   });
 
   it('off: nothing of the SDK is loaded (a fresh process loading the whole broker)', () => {
