@@ -51,6 +51,8 @@ describe('/admin/keys: named API keys', () => {
     const r = await list(key);
     expect(r.status).toBe(200);
     expect(r.body.type).toBe('mcp_list_tools');
+    expect(b.logs.length).toBeGreaterThan(0);
+    expect(b.logs.join('')).not.toContain(key);
   });
 
   it('409 key_name_taken, case-insensitively; 404 for unknown names', async () => {
@@ -183,5 +185,32 @@ describe('/admin/keys: named API keys', () => {
     expect((await list(rotatedOut)).status).toBe(200); // still in its grace
     expect((await list(current)).status).toBe(200);
     expect((await admin('GET', '/admin/keys')).body.data.map((k: { name: string }) => k.name)).toEqual(['keep', 'other']);
+  });
+
+  it('rate_limit_per_min: every /v1/* request counts; beyond it 429 with Retry-After; nothing reaches upstream', async () => {
+    const { key } = (await admin('POST', '/admin/keys', { name: 'lim', grants: '*', rate_limit_per_min: 3 })).body;
+    const { key: other } = (await admin('POST', '/admin/keys', { name: 'free', grants: '*' })).body;
+    expect((await list(key)).status).toBe(200);
+    expect((await b.call('GET', '/v1/mcp/approvals/mcpr_unknown', { token: key })).status).toBe(404);
+    expect((await b.call('GET', '/v1/responses/resp_unknown', { token: key })).status).toBe(404);
+    const seen = mcp.counters.headers.length;
+    const r = await b.call('POST', '/v1/mcp/call', { token: key, body: { tool: { type: 'mcp', server_label: 'fx' }, name: 'echo', arguments: { text: 'x' } } });
+    expect(r.status).toBe(429);
+    expect(r.body).toEqual({ error: { type: 'rate_limit_error', code: 'rate_limit_exceeded', param: null, message: expect.stringContaining('3 requests per minute') } });
+    const after = r.headers.get('retry-after')!;
+    expect(after).toMatch(/^\d+$/);
+    expect(Number(after)).toBeGreaterThanOrEqual(1);
+    expect(Number(after)).toBeLessThanOrEqual(60);
+    expect(mcp.counters.headers.length).toBe(seen);
+    expect(mcp.counters.calls.echo).toBeUndefined();
+    // Refused before the body is read; a bad credential is 401, not counted against anyone.
+    expect((await b.call('POST', '/v1/mcp/call', { token: key, body: '{not json' })).status).toBe(429);
+    expect((await b.call('POST', '/v1/mcp/call', { token: 'mcpb_wrong_wrong_wrong_wrong_00', body: '{' })).status).toBe(401);
+    // Other keys have their own buckets (or none).
+    for (let i = 0; i < 5; i++) expect((await list(other)).status).toBe(200);
+    for (let i = 0; i < 5; i++) expect((await list(KEY_A)).status).toBe(200);
+    // Raising the limit applies to the next request.
+    await admin('PUT', '/admin/keys/lim', { grants: '*', rate_limit_per_min: null });
+    expect((await list(key)).status).toBe(200);
   });
 });
