@@ -1,5 +1,10 @@
-import { readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FileKeyStore } from '../src/keys/fileStore.js';
+import { mintKey, newKeyRecord } from '../src/keys/keys.js';
+import { FileRegistryStore, parseServers, RegistryFile } from '../src/registry/fileStore.js';
 import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
 import { ADMIN, APPROVER, KEY_A, record, startBroker, type TestBroker } from './fixtures/broker.js';
 
@@ -212,5 +217,61 @@ describe('/admin/keys: named API keys', () => {
     // Raising the limit applies to the next request.
     await admin('PUT', '/admin/keys/lim', { grants: '*', rate_limit_per_min: null });
     expect((await list(key)).status).toBe(200);
+  });
+});
+
+describe('open mode ends with the first named key', () => {
+  it('no BROKER_API_KEYS: anonymous until a named key exists, then keys are required', async () => {
+    const mcp = await startMcpFixture();
+    const b = await startBroker({ env: { BROKER_API_KEYS: '' }, servers: [record('fx', mcp.url), record('other', mcp.url)] });
+    try {
+      const list = (token: string | null, label = 'fx') => b.call('POST', '/v1/mcp/list_tools', { token, body: { tool: { type: 'mcp', server_label: label } } });
+      expect((await list(null)).status).toBe(200);
+      const { key } = (await b.call('POST', '/admin/keys', { token: ADMIN, body: { name: 'only-fx', grants: [{ server_label: 'fx' }] } })).body;
+      expect((await list(null)).status).toBe(401);
+      expect((await list('anything')).status).toBe(401);
+      expect((await list(key)).status).toBe(200);
+      expect((await list(key, 'other')).status).toBe(404);
+      await b.call('DELETE', '/admin/keys/only-fx', { token: ADMIN });
+      expect((await list(null)).status).toBe(200);
+    } finally {
+      await b.close();
+      await mcp.close();
+    }
+  });
+});
+
+describe('the registry file with a keys section', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'keys-file-'));
+  const write = (name: string, data: unknown) => {
+    const p = join(dir, name);
+    writeFileSync(p, JSON.stringify(data));
+    return p;
+  };
+  const good = { name: 'k', grants: '*', id: `key_${'1'.repeat(32)}`, created_at: 1, hashes: [{ sha256: 'a'.repeat(64), expires_at_ms: null }] };
+
+  it.each([
+    ['keys not a list', { keys: {} }, /invalid field keys/],
+    ['bad grant', { keys: [{ ...good, grants: [{ server_label: 'a b' }] }] }, /key "k", field grants/],
+    ['a key in clear instead of hashes', { keys: [{ ...good, hashes: undefined, key: 'mcpb_x' }] }, /key "k", field/],
+    ['duplicate names', { keys: [good, { ...good, name: 'K' }] }, /appears twice/],
+    ['unknown section', { servers: [], tokens: [] }, /unknown field "tokens"/],
+  ])('refuses %s at start, naming key and field', async (_name, data, msg) => {
+    await expect(RegistryFile.open(write(`${_name}.json`, data)).then((f) => FileKeyStore.on(f))).rejects.toThrow(msg);
+  });
+
+  it('servers and keys share one serialized writer: every acknowledged write of either is on disk', async () => {
+    const p = join(dir, 'both.json');
+    const file = await RegistryFile.open(p);
+    const servers = FileRegistryStore.on(file);
+    const keys = FileKeyStore.on(file);
+    await Promise.all([
+      ...Array.from({ length: 15 }, (_, i) => servers.create({ server_label: `s${i}`, server_url: 'http://a.example/mcp', transport: 'auto', headers: {}, require_approval: 'always', allowed_tools: null, approval: { mode: 'caller', wait_ms: 0 }, allow_private_network: false, tool_cache_ttl_s: 300, call_timeout_ms: 30000 })),
+      ...Array.from({ length: 15 }, (_, i) => keys.create(newKeyRecord({ name: `k${i}`, grants: '*', allow_inline_servers: false, rate_limit_per_min: null, max_pending_approvals: null }, mintKey().sha256))),
+      keys.create(newKeyRecord({ name: 'K0', grants: '*', allow_inline_servers: false, rate_limit_per_min: null, max_pending_approvals: null }, mintKey().sha256)).catch((e: Error) => e.message),
+    ]);
+    const again = await RegistryFile.open(p);
+    expect(parseServers(again).map((s) => s.server_label).sort()).toEqual(Array.from({ length: 15 }, (_, i) => `s${i}`).sort());
+    expect((await FileKeyStore.on(again).list()).map((k) => k.name).sort()).toEqual(Array.from({ length: 15 }, (_, i) => `k${i}`).sort());
   });
 });
