@@ -114,7 +114,12 @@ export function approvalVisibility(approvals: ApprovalService): RequestHandler {
     const p = req.principal;
     const m = /^\/([^/]+)(?:\/decision)?\/?$/.exec(req.path);
     if (p?.kind !== 'api' || (p.key.grants === '*' && p.key.allowInline) || !m) return next();
-    const id = decodeURIComponent(m[1]!);
+    let id: string;
+    try {
+      id = decodeURIComponent(m[1]!);
+    } catch {
+      return next(); // the route answers a malformed id as usual
+    }
     const record = await approvals.read(id, { kind: 'api', owner: p.owner }).catch(() => undefined);
     if (!record || visible(p.key, record.server_key, record.server_label)) return next();
     next(new NotFoundError('not_found', `No approval request found with id '${id}'.`));

@@ -42,8 +42,13 @@ export type KeyRecord = z.infer<typeof KeyRecordSchema>;
 
 export const nameKey = (name: string) => name.toLowerCase();
 
-/** What admins see: never the key or its hash. */
-export function keyView(r: KeyRecord) {
+/** What admins see (GET/PUT answers): never the key or its hash. */
+export const KeyViewSchema = KeyBodySchema.extend({ created_at: z.number().int() });
+export type KeyView = z.infer<typeof KeyViewSchema>;
+/** POST /admin/keys and rotate: the view plus the key, shown this once. */
+export const KeyWithSecretSchema = KeyViewSchema.extend({ key: z.string().regex(/^mcpb_[A-Za-z0-9_-]{20,}$/) });
+
+export function keyView(r: KeyRecord): KeyView {
   return {
     name: r.name,
     grants: r.grants,
