@@ -56,8 +56,9 @@ describe('/admin/keys: named API keys', () => {
     const r = await list(key);
     expect(r.status).toBe(200);
     expect(r.body.type).toBe('mcp_list_tools');
-    expect(b.logs.length).toBeGreaterThan(0);
+    expect(b.logs.some((l) => l.includes('"key_name":"team-a"') && l.includes('api key created'))).toBe(true);
     expect(b.logs.join('')).not.toContain(key);
+    expect(b.logs.join('')).not.toContain(sha(key));
   });
 
   it('409 key_name_taken, case-insensitively; 404 for unknown names', async () => {

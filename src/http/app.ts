@@ -69,7 +69,7 @@ export function createApp(d: AppDeps): Express {
   const json = express.json({ limit: d.maxBodyBytes, type: () => true });
   // Every /v1/* request of a named key counts toward its rate limit; grants bind after the body.
   const limit = limitRate(d.rateLimiter);
-  app.use('/admin', authenticate(d.credentials, ['admin']), json, adminRoutes(d.broker), keyRoutes(d.keys));
+  app.use('/admin', authenticate(d.credentials, ['admin']), json, adminRoutes(d.broker), keyRoutes(d.keys, d.logger));
   app.use('/v1/mcp/approvals', authenticate(d.credentials, ['api', 'approver']), limit, json, approvalVisibility(d.approvals), approvalRoutes(d.approvals));
   app.use('/v1/mcp', authenticate(d.credentials, ['api']), limit, json, bindCaller, mcpRoutes(d.broker));
   if (d.responses) app.use('/v1/responses', authenticate(d.credentials, ['api']), limit, json, bindCaller, d.responses);

@@ -1,4 +1,5 @@
 import { Router, type Response } from 'express';
+import type { Logger } from 'pino';
 import { InvalidRequestError } from '../../errors/index.js';
 import { mintKey, newKeyRecord, replacedSettings, rotated } from '../../keys/keys.js';
 import { KeyBodySchema, keyView, RotateBodySchema } from '../../keys/schema.js';
@@ -9,8 +10,10 @@ import { parseInput } from '../validate.js';
 const shownOnce = (res: Response) => res.setHeader('cache-control', 'no-store');
 
 /** SPEC §11: named API keys, managed by admins (mounted under /admin). */
-export function keyRoutes(keys: KeyStore): Router {
+export function keyRoutes(keys: KeyStore, logger?: Logger): Router {
   const r = Router();
+  // An audit line per change: the name only, never the key or its hash.
+  const audit = (action: string, name: string, extra: Record<string, unknown> = {}) => logger?.info({ key_name: name, ...extra }, `api key ${action}`);
 
   const keyOr404 = async (name: string) => {
     const rec = await keys.get(name);
@@ -27,6 +30,7 @@ export function keyRoutes(keys: KeyStore): Router {
     const body = parseInput(KeyBodySchema, req.body);
     const minted = mintKey();
     const rec = await keys.create(newKeyRecord(body, minted.sha256));
+    audit('created', rec.name);
     shownOnce(res);
     res.status(201).json({ ...keyView(rec), key: minted.key });
   });
@@ -44,12 +48,15 @@ export function keyRoutes(keys: KeyStore): Router {
       throw new InvalidRequestError('invalid_value', 'name in the body differs from the one in the path.', { param: 'name' });
     }
     const body = parseInput(KeyBodySchema, withName);
-    res.json(keyView(await keys.update(name, (cur) => replacedSettings(cur, body))));
+    const rec = await keys.update(name, (cur) => replacedSettings(cur, body));
+    audit('updated', rec.name);
+    res.json(keyView(rec));
   });
 
   r.delete('/keys/:name', async (req, res) => {
     const gone = await keys.delete(req.params.name);
     if (!gone) throw unknownKey(req.params.name);
+    audit('deleted', gone.name);
     res.json({ name: gone.name, deleted: true });
   });
 
@@ -58,6 +65,7 @@ export function keyRoutes(keys: KeyStore): Router {
     const { grace_s } = empty ? { grace_s: 0 } : parseInput(RotateBodySchema, req.body);
     const minted = mintKey();
     const rec = await keys.update(req.params.name, (cur) => rotated(cur, minted.sha256, grace_s));
+    audit('rotated', rec.name, { grace_s });
     shownOnce(res);
     res.json({ ...keyView(rec), key: minted.key });
   });
