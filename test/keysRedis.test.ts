@@ -107,4 +107,22 @@ describe('named keys on two instances sharing Redis', () => {
     expect((await list(a, key)).status).toBe(200);
     expect((await list(b, key)).status).toBe(200);
   });
+
+  it('Redis down: a rate-limited key gets 503 store_unavailable, never an unlimited pass; admin writes 503', async () => {
+    const limited = (await a.call('POST', '/admin/keys', { token: ADMIN, body: { name: 'lim', grants: '*', rate_limit_per_min: 100 } })).body.key as string;
+    expect((await list(a, limited)).status).toBe(200);
+    await redis.stop();
+    try {
+      await until(async () => (await fetch(`${a.url}/readyz`)).status === 503, 5000);
+      const r = await list(a, limited);
+      expect(r.status).toBe(503);
+      expect(r.body.error.code).toBe('store_unavailable');
+      const w = await a.call('POST', '/admin/keys', { token: ADMIN, body: { name: 'new', grants: '*' } });
+      expect(w.status).toBe(503);
+      expect(w.body.error.code).toBe('store_unavailable');
+    } finally {
+      await redis.start();
+    }
+    await until(async () => (await list(a, limited)).status === 200, 10_000);
+  }, 30_000);
 });
