@@ -221,6 +221,28 @@ describe('/admin/keys: named API keys', () => {
   });
 });
 
+describe('what a key owns survives rotation, not deletion', () => {
+  it('approvals made with the old key are the new key’s; a re-created name owns nothing', async () => {
+    const mcp = await startMcpFixture();
+    const b = await startBroker({ servers: [record('fx', mcp.url)] });
+    try {
+      const { key: old } = (await b.call('POST', '/admin/keys', { token: ADMIN, body: { name: 'own', grants: '*' } })).body;
+      const gated = { tool: { type: 'mcp', server_label: 'fx', require_approval: 'always' }, name: 'echo', arguments: { text: 'mine' } };
+      const id = (await b.call('POST', '/v1/mcp/call', { token: old, body: gated })).body.id as string;
+      expect(id).toMatch(/^mcpr_/);
+      const { key: rotatedKey } = (await b.call('POST', '/admin/keys/own/rotate', { token: ADMIN })).body;
+      expect((await b.call('GET', `/v1/mcp/approvals/${id}`, { token: rotatedKey })).body.status).toBe('pending');
+      expect((await b.call('GET', `/v1/mcp/approvals/${id}`, { token: KEY_A })).status).toBe(404);
+      await b.call('DELETE', '/admin/keys/own', { token: ADMIN });
+      const { key: fresh } = (await b.call('POST', '/admin/keys', { token: ADMIN, body: { name: 'own', grants: '*' } })).body;
+      expect((await b.call('GET', `/v1/mcp/approvals/${id}`, { token: fresh })).status).toBe(404);
+    } finally {
+      await b.close();
+      await mcp.close();
+    }
+  });
+});
+
 describe('open mode ends with the first named key', () => {
   it('no BROKER_API_KEYS: anonymous until a named key exists, then keys are required', async () => {
     const mcp = await startMcpFixture();
