@@ -257,6 +257,9 @@ describe('open mode ends with the first named key', () => {
       expect((await list(key, 'other')).status).toBe(404);
       await b.call('DELETE', '/admin/keys/only-fx', { token: ADMIN });
       expect((await list(null)).status).toBe(200);
+      expect((await list('anything')).status).toBe(200);
+      // Open again, but a deleted named key is still refused, not served as anonymous.
+      expect((await list(key)).status).toBe(401);
     } finally {
       await b.close();
       await mcp.close();

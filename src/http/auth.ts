@@ -6,6 +6,7 @@ import { callerOfKey, callerScope, ownerOfKey, UNRESTRICTED, type CallerKey } fr
 import { grantFor } from '../policy/policy.js';
 import type { RateLimiter } from '../keys/rateLimit.js';
 import type { KeyStore } from '../keys/store.js';
+import { KEY_PREFIX } from '../keys/keys.js';
 
 /**
  * The caller of a request. `owner` is what approvals and responses belong to: a hash of a
@@ -71,12 +72,15 @@ declare module 'express-serve-static-core' {
  */
 export function authenticate(creds: Credentials, accept: ReadonlyArray<Principal['kind']>): RequestHandler {
   return (req, _res, next) => {
-    const p = creds.classify(bearer(req));
+    const token = bearer(req);
+    const p = creds.classify(token);
     if (p && accept.includes(p.kind)) {
       req.principal = p;
       return next();
     }
-    if (creds.openMode && accept.includes('api') && p?.kind !== 'approver') {
+    // Open mode ignores Authorization — except a named key's: a deleted or rotated-out key
+    // is refused everywhere, never quietly served as the anonymous caller.
+    if (creds.openMode && accept.includes('api') && p?.kind !== 'approver' && !token?.startsWith(KEY_PREFIX)) {
       req.principal = ANONYMOUS;
       return next();
     }

@@ -2,9 +2,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { newId } from '../util/ids.js';
 import type { KeyBody, KeyRecord } from './schema.js';
 
+export const KEY_PREFIX = 'mcpb_';
+
 /** `mcpb_` + 32 URL-safe characters (192 random bits). */
 export function mintKey(): { key: string; sha256: string } {
-  const key = `mcpb_${randomBytes(24).toString('base64url')}`;
+  const key = `${KEY_PREFIX}${randomBytes(24).toString('base64url')}`;
   return { key, sha256: sha256OfKey(key) };
 }
 

@@ -114,11 +114,12 @@ export class RedisKeyStore implements KeyStore {
     return r.success ? r.data : undefined;
   }
 
-  private async reloadOne(name: string) {
+  private async reloadOne(name: string, attempt = 0) {
     const json = await this.conn.run((r) => r.hget(this.hash, nameKey(name))).catch(() => undefined);
     if (json === undefined) {
-      // Unreadable now: refuse the key until a reload says otherwise (fail closed).
+      // Unreadable now: refuse the key (fail closed) and read it again shortly.
       this.index.remove(name);
+      if (attempt < 30) setTimeout(() => void this.reloadOne(name, attempt + 1), 1000).unref();
       return;
     }
     const rec = this.parse(json);
