@@ -84,6 +84,7 @@ export async function stores(env: Env, logger: Logger, t: StoreTuning = {}): Pro
     async close() {
       await approvals.close();
       await registry.close();
+      await keys.close();
       await conn.close();
     },
   };

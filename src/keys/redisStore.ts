@@ -17,6 +17,7 @@ export class RedisKeyStore implements KeyStore {
   private readonly hash: string;
   private readonly channel: string;
   private readonly origin = Math.random().toString(36).slice(2);
+  private closed = false;
 
   private constructor(
     private readonly conn: RedisConnection,
@@ -99,7 +100,9 @@ export class RedisKeyStore implements KeyStore {
     return this.parse(json) ?? undefined;
   }
 
-  async close() {}
+  async close() {
+    this.closed = true;
+  }
 
   private applied(name: string, record: KeyRecord | undefined) {
     if (record) this.index.set(record);
@@ -115,6 +118,7 @@ export class RedisKeyStore implements KeyStore {
   }
 
   private async reloadOne(name: string, attempt = 0) {
+    if (this.closed) return;
     const json = await this.conn.run((r) => r.hget(this.hash, nameKey(name))).catch(() => undefined);
     if (json === undefined) {
       // Unreadable now: refuse the key (fail closed) and read it again shortly.
