@@ -1,5 +1,6 @@
 import type { ApprovalConfig, ServerRecord } from '../config/serverRecord.js';
 import { expandRefs, MissingEnvVarError } from '../config/expand.js';
+import { authorizationProblem, credentialValueProblem } from '../config/headers.js';
 import { InvalidRequestError, ExternalConnectorError } from '../errors/index.js';
 import type { Cidr, EgressPolicy } from '../mcp/egress.js';
 import { checkCallerUrl } from '../mcp/callerUrl.js';
@@ -65,6 +66,16 @@ export function expandRecordHeaders(record: ServerRecord, env: NodeJS.ProcessEnv
   );
 }
 
+/** Caller credentials fetch would refuse or that are too short to scrub: 400 before any I/O. */
+function checkCallerCredentials(param: McpToolParam, at: string): void {
+  for (const [k, v] of Object.entries(param.headers ?? {})) {
+    const problem = credentialValueProblem(k, v);
+    if (problem) throw new InvalidRequestError('invalid_value', `Invalid value for '${at}.headers.${k}': ${problem}.`, { param: `${at}.headers.${k}` });
+  }
+  const problem = param.authorization ? authorizationProblem(param.authorization) : undefined;
+  if (problem) throw new InvalidRequestError('invalid_value', `Invalid value for '${at}.authorization': ${problem}.`, { param: `${at}.authorization` });
+}
+
 export async function resolveServer(
   param: McpToolParam,
   at: string,
@@ -77,6 +88,7 @@ export async function resolveServer(
       param: `${at}.${field}`,
     });
   }
+  checkCallerCredentials(param, at);
   const callerHeaders: Record<string, string> = { ...(param.headers ?? {}) };
   if (param.authorization) {
     // The `authorization` field is the caller's explicit token: it replaces a header of that name.

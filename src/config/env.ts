@@ -44,6 +44,8 @@ export const EnvSchema = z.object({
   BROKER_DEMO: bool(true),
   BROKER_DEMO_PORT: int(8931, 0, 65535),
   BROKER_STORE: optionalString,
+  /** Names `${NAME}` may expand (SPEC §2); unset: all but BROKER_*, UPSTREAM_*, APPROVAL_*, OTEL_*. */
+  BROKER_EXPAND_ENV: optionalString,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Env = z.infer<typeof EnvSchema>;
