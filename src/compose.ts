@@ -88,7 +88,11 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     onError: (key, err) => logger.debug({ session: key.split('|')[0]?.replace(/^inline:(https?:\/\/[^/]+).*/, 'inline:$1'), err: err.message }, 'upstream session error'),
   });
   const upstreams = new Upstreams(pool, agents, limits, env.BROKER_MAX_UPSTREAM_BYTES);
-  const approvals = new ApprovalService(approvalStore, { ttlS: env.APPROVAL_TTL_S, maxPendingPerKey: env.BROKER_MAX_PENDING_APPROVALS });
+  const approvals = new ApprovalService(approvalStore, {
+    ttlS: env.APPROVAL_TTL_S,
+    maxPendingPerKey: env.BROKER_MAX_PENDING_APPROVALS,
+    maxBytesPerKey: env.BROKER_MAX_APPROVAL_BYTES,
+  });
   const defaultWebhook = env.APPROVAL_WEBHOOK_URL ? { url: env.APPROVAL_WEBHOOK_URL, secret: env.APPROVAL_WEBHOOK_SECRET! } : undefined;
   const webhooks = new WebhookDispatcher({
     agent: agents.get({ allowPrivate: true, allowCidrs: [] }),
