@@ -15,7 +15,7 @@ import {
 
 const RETAIN_S = 3600;
 
-// The owner's holding is a hash id → "bytes:expires_at:drop_at:live". A create drops entries
+// The owner's holding is a hash id → "bytes:expires_at:drop_at:seq:live". A create drops entries
 // whose record key has expired, then the owner's oldest finished records while the new one
 // does not fit; if the live ones alone leave no room it refuses with the seconds until the
 // oldest live one expires.
@@ -37,21 +37,21 @@ local function forget(id)
 end
 for i = 1, #held, 2 do
   local id = held[i]
-  local b, exp, dropAt, live = string.match(held[i + 1], '^(%d+):(%d+):(%d+):(%d)$')
-  b, exp, dropAt = tonumber(b), tonumber(exp), tonumber(dropAt)
+  local b, exp, dropAt, n, live = string.match(held[i + 1], '^(%d+):(%d+):(%d+):(%d+):(%d)$')
+  b, exp, dropAt, n = tonumber(b), tonumber(exp), tonumber(dropAt), tonumber(n)
   if dropAt <= now then
     forget(id)
   else
     count = count + 1
     bytes = bytes + b
     if live == '0' or exp <= now then
-      table.insert(finished, {id = id, exp = exp, b = b})
+      table.insert(finished, {id = id, n = n, b = b})
     elseif soonest == nil or exp < soonest then
       soonest = exp
     end
   end
 end
-table.sort(finished, function(a, b) return a.exp < b.exp end)
+table.sort(finished, function(x, y) return x.n < y.n end)
 local i = 1
 while (count + 1 > maxCount or bytes + add > maxBytes) and i <= #finished do
   local f = finished[i]
@@ -64,9 +64,9 @@ end
 if count + 1 > maxCount then return {0, 'count', (soonest or (now + 1)) - now} end
 if bytes + add > maxBytes then return {0, 'bytes', (soonest or (now + 1)) - now} end
 local ttl = tonumber(ARGV[7])
-local seq = redis.call('INCR', KEYS[6])
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[8] .. ':' .. ARGV[3] .. ':' .. (now + ttl) .. ':1')
+local seq = redis.call('INCR', KEYS[6])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[8] .. ':' .. ARGV[3] .. ':' .. (now + ttl) .. ':' .. seq .. ':1')
 if redis.call('TTL', KEYS[2]) < ttl then redis.call('EXPIRE', KEYS[2], ttl) end
 redis.call('ZADD', KEYS[3], seq, ARGV[2])
 redis.call('ZADD', KEYS[4], seq, ARGV[2])
