@@ -26,7 +26,16 @@ describe('issue 10 hardening (broker API)', () => {
     model = await startFakeModel();
     b = await startBroker({
       env: { BROKER_EGRESS_ALLOW_HTTP: 'true', BROKER_EGRESS_ALLOW_CIDRS: '127.0.0.0/8', UPSTREAM_BASE_URL: model.url },
-      processEnv: { REC_SECRET: RECORD_SECRET, SHORT_SECRET: 'abc', ALLOWED_TOKEN: 'allowed-token-value' },
+      // As in production, the broker's own configuration is in the same environment.
+      processEnv: {
+        REC_SECRET: RECORD_SECRET,
+        SHORT_SECRET: 'abc',
+        ALLOWED_TOKEN: 'allowed-token-value',
+        BROKER_APPROVER_TOKEN: APPROVER,
+        BROKER_ADMIN_TOKEN: ADMIN,
+        BROKER_API_KEYS: `${KEY_A},${KEY_B}`,
+        UPSTREAM_BASE_URL: model.url,
+      },
       servers: [
         record('hostile', hostile.url, { headers: { Authorization: 'Bearer ${REC_SECRET}' } }),
         record('leaky', hostile.url, { headers: { 'X-Leak': '${BROKER_APPROVER_TOKEN}' } }),
@@ -202,6 +211,32 @@ describe('issue 10 hardening (broker API)', () => {
       expect(call).toMatchObject({ status: 'failed', name: 'ok' });
       expect(JSON.stringify(call.error)).toMatch(/deeper than 64/);
     });
+  });
+});
+
+describe('issue 10 item 5: an explicit BROKER_EXPAND_ENV', () => {
+  it('expands only the names it lists, at write time and when used', async () => {
+    const hostile = await startHostileServer();
+    const b = await startBroker({
+      env: { BROKER_EXPAND_ENV: 'CRM_*,GITHUB_TOKEN' },
+      processEnv: { CRM_TOKEN: 'crm-token-value-1', GITHUB_TOKEN: 'gh-token-value-2', OTHER_TOKEN: 'other-token-value-3' },
+      servers: [record('other', hostile.url, { headers: { 'X-T': '${OTHER_TOKEN}' } })],
+    });
+    try {
+      for (const [ref, status] of [['CRM_TOKEN', 201], ['GITHUB_TOKEN', 201], ['OTHER_TOKEN', 400], ['GITHUB_TOKEN2', 400]] as const) {
+        const r = await b.call('POST', '/admin/servers', { token: ADMIN, body: record(`x_${ref}`, hostile.url, { headers: { 'X-T': `\${${ref}}` } }) });
+        expect([ref, r.status]).toEqual([ref, status]);
+      }
+      const used = await b.call('POST', '/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'x_CRM_TOKEN' }, name: 'ok', arguments: {} } });
+      expect(used.body.status).toBe('completed');
+      expect(hostile.headers.at(-1)?.['x-t']).toBe('crm-token-value-1');
+      const refused = await b.call('POST', '/v1/mcp/list_tools', { body: { tool: { type: 'mcp', server_label: 'other' } } });
+      expect(refused.status).toBe(424);
+      for (const h of hostile.headers) expect(JSON.stringify(h)).not.toContain('other-token-value-3');
+    } finally {
+      await b.close();
+      await hostile.close();
+    }
   });
 });
 
