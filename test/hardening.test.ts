@@ -94,7 +94,7 @@ describe('issue 10 hardening (broker API)', () => {
       expect(hostile.hits).toBe(before);
     });
     it('admin record header values shorter than 8 after expansion are refused at write time', async () => {
-      for (const headers of [{ 'X-K': '${SHORT_SECRET}' }, { Authorization: 'Bearer ${SHORT_SECRET}' }, { 'X-K': 'short' }]) {
+      for (const headers of <Array<Record<string, string>>>[{ 'X-K': '${SHORT_SECRET}' }, { Authorization: 'Bearer ${SHORT_SECRET}' }, { 'X-K': 'short' }]) {
         const r = await b.call('POST', '/admin/servers', { token: ADMIN, body: record('shorty', hostile.url, { headers }) });
         expect(r.status).toBe(400);
         expect(r.body.error).toMatchObject({ code: 'invalid_value', param: `headers.${Object.keys(headers)[0]}` });
