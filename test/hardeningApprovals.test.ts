@@ -181,3 +181,23 @@ describe.each(kinds)('%s approval store: holding bounded per key', (_kind, make)
     expect(held).toBeGreaterThan(bound.maxBytes / 2);
   }, 30_000);
 });
+
+describe('ApprovalService: a per-key override of the holding bound', () => {
+  it('create(…, { maxPending, maxBytes }) overrides the broker-wide bound for that call', async () => {
+    const { ApprovalService } = await import('../src/approvals/service.js');
+    const store = new MemoryApprovalStore();
+    const svc = new ApprovalService(store, { ttlS: 900, maxPendingPerKey: 100, maxBytesPerKey: 1 << 30 });
+    const a = (owner: string) => {
+      const { id: _id, status: _s, created_at: _c, expires_at: _e, decided_at: _d, reason: _r, ...rest } = rec(owner);
+      return rest;
+    };
+    await svc.create(a('K'), { maxPending: 1 });
+    await expect(svc.create(a('K'), { maxPending: 1 })).rejects.toMatchObject({ status: 429, code: 'too_many_pending_approvals', message: expect.stringMatching(/1 approval requests/) });
+    await svc.create(a('K')); // the broker-wide bound (100) otherwise
+    await expect(svc.create(a('L'), { maxBytes: 100 })).rejects.toMatchObject({ status: 429, message: expect.stringMatching(/100 bytes/) });
+    const e = await svc.create(a('K'), { maxPending: 2 }).catch((x) => x);
+    expect(Number(e.headers['Retry-After'])).toBeGreaterThan(0);
+    expect(Number(e.headers['Retry-After'])).toBeLessThanOrEqual(900);
+    await store.close();
+  });
+});

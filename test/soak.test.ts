@@ -19,7 +19,7 @@ const settle = async () => {
     gc();
     await new Promise((r) => setTimeout(r, 50));
   }
-  return process.memoryUsage().rss;
+  return process.memoryUsage();
 };
 const MiB = (n: number) => Math.round((n / 1024 / 1024) * 10) / 10;
 
@@ -76,7 +76,7 @@ describe(`soak: ${DURATION_S} s of hostile traffic from one key`, () => {
     const started = Date.now();
     const warmUntil = started + Math.min(10_000, DURATION_S * 200);
     const end = started + DURATION_S * 1000;
-    let baseline: number | undefined;
+    let baseline: NodeJS.MemoryUsage | undefined;
     let peak = 0;
 
     const attacker = async (w: number) => {
@@ -109,11 +109,13 @@ describe(`soak: ${DURATION_S} s of hostile traffic from one key`, () => {
     };
     await Promise.all([attacker(0), attacker(1), attacker(2), goodKey(), sampler()]);
     const after = await settle();
+    const logBytes = b.logs.reduce((n, l) => n + l.length, 0);
     const metrics = await (await fetch(`${b.url}/metrics`)).text();
 
     const report = Object.fromEntries([...stats].map(([n, s]) => [n, `${s.runs} runs, ${s.unexpected} unexpected`]));
     console.log(
-      `soak ${DURATION_S} s: good key ${good} calls, ${goodFailures.length} failures; RSS baseline ${MiB(baseline ?? 0)} MiB, after ${MiB(after)} MiB, peak ${MiB(peak)} MiB; /metrics ${metrics.length} bytes\n` +
+      `soak ${DURATION_S} s: good key ${good} calls, ${goodFailures.length} failures; RSS baseline ${MiB(baseline?.rss ?? 0)} MiB, after ${MiB(after.rss)} MiB, peak ${MiB(peak)} MiB; ` +
+        `heap used baseline ${MiB(baseline?.heapUsed ?? 0)} MiB, after ${MiB(after.heapUsed)} MiB; test-captured logs ${b.logs.length} lines ${MiB(logBytes)} MiB; /metrics ${metrics.length} bytes\n` +
         JSON.stringify(report, null, 1),
     );
     expect(goodFailures).toEqual([]);
@@ -122,7 +124,7 @@ describe(`soak: ${DURATION_S} s of hostile traffic from one key`, () => {
       expect(s.runs).toBeGreaterThan(0);
       expect({ name, unexpected: s.unexpected }).toEqual({ name, unexpected: 0 });
     }
-    expect(after - baseline!).toBeLessThanOrEqual(RSS_BUDGET);
+    expect(after.rss - baseline!.rss).toBeLessThanOrEqual(RSS_BUDGET);
     expect(metrics).not.toContain('atk_');
     expect(metrics.length).toBeLessThan(200_000);
     expect(b.logs.join('')).not.toContain('caller-secret-77');
