@@ -38,12 +38,15 @@ export class MemoryApprovalStore implements ApprovalStore {
     const bytes = approvalBytes(record);
     let h = this.holdings.get(record.owner);
     if (h) {
-      for (const id of h.ids) this.expireIfDue(id);
       const over = () => h!.ids.size + 1 > bound.maxCount || h!.bytes + bytes > bound.maxBytes;
-      // Make room from the key's own finished records, oldest first.
-      for (const id of h.ids) {
-        if (!over()) break;
-        if (!isLive(this.records.get(id)!.record)) this.drop(id);
+      // Make room from the key's own finished records (a live status past its expiry is
+      // finished), oldest first. Nothing is scanned while the key is under its bound.
+      if (over()) {
+        const now = nowS();
+        for (const id of h.ids) {
+          if (!over()) break;
+          if (!isLive(this.records.get(id)!.record, now)) this.drop(id);
+        }
       }
       if (over()) throw this.refusal(h, bytes, bound);
     } else if (bytes > bound.maxBytes) {
