@@ -30,6 +30,7 @@ describe('issue 10 hardening (broker API)', () => {
       processEnv: {
         REC_SECRET: RECORD_SECRET,
         SHORT_SECRET: 'abc',
+        NL_TOKEN: 'line\nbreak-token-value',
         ALLOWED_TOKEN: 'allowed-token-value',
         BROKER_APPROVER_TOKEN: APPROVER,
         BROKER_ADMIN_TOKEN: ADMIN,
@@ -39,6 +40,7 @@ describe('issue 10 hardening (broker API)', () => {
       servers: [
         record('hostile', hostile.url, { headers: { Authorization: 'Bearer ${REC_SECRET}' } }),
         record('leaky', hostile.url, { headers: { 'X-Leak': '${BROKER_APPROVER_TOKEN}' } }),
+        record('badenv', hostile.url, { headers: { 'X-Token': '${NL_TOKEN}' } }),
       ],
     });
   });
@@ -70,6 +72,14 @@ describe('issue 10 hardening (broker API)', () => {
       expect(r.status).toBe(400);
       expect(r.body.error).toMatchObject({ code: 'invalid_value', param: 'tools[1].headers.X-A' });
       expect(model.requests.length).toBe(before);
+    });
+    it('a stored record whose variable now expands to a control character fails with 424 before any I/O', async () => {
+      const before = hostile.hits;
+      const r = await b.call('POST', '/v1/mcp/list_tools', { body: { tool: { type: 'mcp', server_label: 'badenv' } } });
+      expect(r.status).toBe(424);
+      expect(r.body.error.message).toContain('headers.X-Token');
+      expect(r.body.error.message).not.toContain('break-token-value');
+      expect(hostile.hits).toBe(before);
     });
     it('the breaker is not opened by callers\' bad header values', async () => {
       for (let i = 0; i < 8; i++) await b.call('POST', '/v1/mcp/list_tools', { body: { tool: { type: 'mcp', server_label: 'hostile', headers: { 'X-A': 'bad\x01value-long' } } } });

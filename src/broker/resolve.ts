@@ -1,6 +1,6 @@
 import type { ApprovalConfig, ServerRecord } from '../config/serverRecord.js';
 import { expandRefs, MissingEnvVarError } from '../config/expand.js';
-import { authorizationProblem, credentialValueProblem } from '../config/headers.js';
+import { authorizationProblem, credentialValueProblem, isValidHeaderValue } from '../config/headers.js';
 import { InvalidRequestError, ExternalConnectorError } from '../errors/index.js';
 import type { Cidr, EgressPolicy } from '../mcp/egress.js';
 import { checkCallerUrl } from '../mcp/callerUrl.js';
@@ -60,9 +60,16 @@ function credentialHash(headers: Record<string, string>): string {
   return canonicalSha256(entries).slice(0, 32);
 }
 
+/** A record header whose expanded value fetch would refuse (the environment changed since the write). */
+export class InvalidExpandedHeaderError extends Error {}
+
 export function expandRecordHeaders(record: ServerRecord, env: NodeJS.ProcessEnv): Record<string, string> {
   return Object.fromEntries(
-    Object.entries(record.headers).map(([k, v]) => [k, expandRefs(v, env, `headers.${k} of server '${record.server_label}'`)]),
+    Object.entries(record.headers).map(([k, v]) => {
+      const value = expandRefs(v, env, `headers.${k} of server '${record.server_label}'`);
+      if (!isValidHeaderValue(value)) throw new InvalidExpandedHeaderError(`headers.${k} of server '${record.server_label}' expands to a value with control characters`);
+      return [k, value];
+    }),
   );
 }
 
@@ -109,7 +116,7 @@ export async function resolveServer(
     try {
       recordHeaders = expandRecordHeaders(record, s.env);
     } catch (e) {
-      if (!(e instanceof MissingEnvVarError)) throw e;
+      if (!(e instanceof MissingEnvVarError) && !(e instanceof InvalidExpandedHeaderError)) throw e;
       throw new ExternalConnectorError('http_error', `Error retrieving tool list from MCP server: '${record.server_label}'. ${e.message}.`, {
         param: 'tools',
       });
