@@ -15,58 +15,71 @@ import {
 
 const RETAIN_S = 3600;
 
-// The owner's holding is a hash id → "bytes:expires_at:drop_at:seq:live". A create drops entries
-// whose record key has expired, then the owner's oldest finished records while the new one
-// does not fit; if the live ones alone leave no room it refuses with the seconds until the
-// oldest live one expires.
+// The owner's holding is a hash id → "bytes:expires_at:drop_at:seq:live", plus a field
+// "#sum" → "count:bytes" kept as an upper bound (record keys that expire on their own are
+// still in it). While the upper bound leaves room, a create is O(1); otherwise it scans the
+// holding: drops entries whose record key has expired (recomputing the sum exactly), then the
+// owner's oldest finished records while the new one does not fit; if the live ones alone
+// leave no room it refuses with the seconds until the oldest live one expires.
 // KEYS: record, holding, index of all, index of pending, pending by expiry, sequence.
 // ARGV: json, id, expires_at, max count, max bytes, now, ttl, bytes, record key prefix.
 const CREATE = `
 local now = tonumber(ARGV[6])
 local add = tonumber(ARGV[8])
 local maxCount, maxBytes = tonumber(ARGV[4]), tonumber(ARGV[5])
-local held = redis.call('HGETALL', KEYS[2])
 local count, bytes = 0, 0
-local finished = {}
-local soonest = nil
-local function forget(id)
-  redis.call('HDEL', KEYS[2], id)
-  redis.call('ZREM', KEYS[3], id)
-  redis.call('ZREM', KEYS[4], id)
-  redis.call('ZREM', KEYS[5], id)
+local sum = redis.call('HGET', KEYS[2], '#sum')
+if sum then
+  local c, b = string.match(sum, '^(%d+):(-?%d+)$')
+  count, bytes = tonumber(c), tonumber(b)
 end
-for i = 1, #held, 2 do
-  local id = held[i]
-  local b, exp, dropAt, n, live = string.match(held[i + 1], '^(%d+):(%d+):(%d+):(%d+):(%d)$')
-  b, exp, dropAt, n = tonumber(b), tonumber(exp), tonumber(dropAt), tonumber(n)
-  if dropAt <= now then
-    forget(id)
-  else
-    count = count + 1
-    bytes = bytes + b
-    if live == '0' or exp <= now then
-      table.insert(finished, {id = id, n = n, b = b})
-    elseif soonest == nil or exp < soonest then
-      soonest = exp
+if count + 1 > maxCount or bytes + add > maxBytes then
+  local held = redis.call('HGETALL', KEYS[2])
+  count, bytes = 0, 0
+  local finished = {}
+  local soonest = nil
+  local function forget(id)
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('ZREM', KEYS[3], id)
+    redis.call('ZREM', KEYS[4], id)
+    redis.call('ZREM', KEYS[5], id)
+  end
+  for i = 1, #held, 2 do
+    local id = held[i]
+    if id ~= '#sum' then
+      local b, exp, dropAt, n, live = string.match(held[i + 1], '^(%d+):(%d+):(%d+):(%d+):(%d)$')
+      b, exp, dropAt, n = tonumber(b), tonumber(exp), tonumber(dropAt), tonumber(n)
+      if dropAt <= now then
+        forget(id)
+      else
+        count = count + 1
+        bytes = bytes + b
+        if live == '0' or exp <= now then
+          table.insert(finished, {id = id, n = n, b = b})
+        elseif soonest == nil or exp < soonest then
+          soonest = exp
+        end
+      end
     end
   end
+  table.sort(finished, function(x, y) return x.n < y.n end)
+  local i = 1
+  while (count + 1 > maxCount or bytes + add > maxBytes) and i <= #finished do
+    local f = finished[i]
+    redis.call('DEL', ARGV[9] .. f.id)
+    forget(f.id)
+    count = count - 1
+    bytes = bytes - f.b
+    i = i + 1
+  end
+  redis.call('HSET', KEYS[2], '#sum', count .. ':' .. bytes)
+  if count + 1 > maxCount then return {0, 'count', (soonest or (now + 1)) - now} end
+  if bytes + add > maxBytes then return {0, 'bytes', (soonest or (now + 1)) - now} end
 end
-table.sort(finished, function(x, y) return x.n < y.n end)
-local i = 1
-while (count + 1 > maxCount or bytes + add > maxBytes) and i <= #finished do
-  local f = finished[i]
-  redis.call('DEL', ARGV[9] .. f.id)
-  forget(f.id)
-  count = count - 1
-  bytes = bytes - f.b
-  i = i + 1
-end
-if count + 1 > maxCount then return {0, 'count', (soonest or (now + 1)) - now} end
-if bytes + add > maxBytes then return {0, 'bytes', (soonest or (now + 1)) - now} end
 local ttl = tonumber(ARGV[7])
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
 local seq = redis.call('INCR', KEYS[6])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[8] .. ':' .. ARGV[3] .. ':' .. (now + ttl) .. ':' .. seq .. ':1')
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[8] .. ':' .. ARGV[3] .. ':' .. (now + ttl) .. ':' .. seq .. ':1', '#sum', (count + 1) .. ':' .. (bytes + add))
 if redis.call('TTL', KEYS[2]) < ttl then redis.call('EXPIRE', KEYS[2], ttl) end
 redis.call('ZADD', KEYS[3], seq, ARGV[2])
 redis.call('ZADD', KEYS[4], seq, ARGV[2])
@@ -95,6 +108,11 @@ local function settle(delta)
     local b, rest = string.match(v, '^(%d+):(.*):%d$')
     local live = (rec.status == 'pending' or rec.status == 'approved') and '1' or '0'
     redis.call('HSET', h, rec.id, (tonumber(b) + delta) .. ':' .. rest .. ':' .. live)
+    local sum = redis.call('HGET', h, '#sum')
+    if sum and delta ~= 0 then
+      local c, sb = string.match(sum, '^(%d+):(-?%d+)$')
+      redis.call('HSET', h, '#sum', c .. ':' .. (tonumber(sb) + delta))
+    end
   end
 end
 if (rec.status == 'pending' or rec.status == 'approved') and now >= rec.expires_at then
