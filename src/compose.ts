@@ -6,6 +6,7 @@ import { Broker } from './broker/broker.js';
 import { webhookEndpoints } from './broker/webhookEndpoints.js';
 import { Catalog } from './catalog/catalog.js';
 import type { Env } from './config/env.js';
+import { expansionEnv } from './config/expand.js';
 import { stores } from './stores.js';
 import type { ApprovalStore } from './approvals/store.js';
 import type { ResponseStore } from './responses/store.js';
@@ -63,6 +64,8 @@ export interface ComposeOptions {
 export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> {
   const { env, logger } = o;
   const t = o.tuning ?? {};
+  // `${NAME}` sees only what BROKER_EXPAND_ENV allows (never the broker's own secrets).
+  const expandEnv = expansionEnv(o.processEnv, env.BROKER_EXPAND_ENV);
   o.secrets.addPermanent(o.adminToken, env.BROKER_APPROVER_TOKEN, env.UPSTREAM_API_KEY, env.APPROVAL_WEBHOOK_SECRET, ...env.BROKER_API_KEYS);
 
   const st = await stores(env, logger, { webhookLeaseMs: t.webhookLeaseMs, webhookPollMs: t.webhookPollMs });
@@ -87,13 +90,17 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     onError: (key, err) => logger.debug({ session: key.split('|')[0]?.replace(/^inline:(https?:\/\/[^/]+).*/, 'inline:$1'), err: err.message }, 'upstream session error'),
   });
   const upstreams = new Upstreams(pool, agents, limits, env.BROKER_MAX_UPSTREAM_BYTES);
-  const approvals = new ApprovalService(approvalStore, { ttlS: env.APPROVAL_TTL_S, maxPendingPerKey: env.BROKER_MAX_PENDING_APPROVALS });
+  const approvals = new ApprovalService(approvalStore, {
+    ttlS: env.APPROVAL_TTL_S,
+    maxPendingPerKey: env.BROKER_MAX_PENDING_APPROVALS,
+    maxBytesPerKey: env.BROKER_MAX_APPROVAL_BYTES,
+  });
   const defaultWebhook = env.APPROVAL_WEBHOOK_URL ? { url: env.APPROVAL_WEBHOOK_URL, secret: env.APPROVAL_WEBHOOK_SECRET! } : undefined;
   const webhooks = new WebhookDispatcher({
     agent: agents.get({ allowPrivate: true, allowCidrs: [] }),
     logger: logger.child({ component: 'webhooks' }),
     queue,
-    resolve: webhookEndpoints({ registry, env: o.processEnv, defaultWebhook, logger }),
+    resolve: webhookEndpoints({ registry, env: expandEnv, defaultWebhook, logger }),
     // An approver may answer the POST itself: that is its decision.
     onAnswer: (id, answer) =>
       void approvals.decide(id, { kind: 'approver' }, answer).catch((e: Error) => logger.info({ approval: id, err: e.message }, 'webhook answer not applied')),
@@ -125,7 +132,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
       allowInline: env.BROKER_ALLOW_INLINE_SERVERS,
       allowHttp: env.BROKER_EGRESS_ALLOW_HTTP,
       allowCidrs: parseCidrs(env.BROKER_EGRESS_ALLOW_CIDRS),
-      env: o.processEnv,
+      env: expandEnv,
     },
     publicUrl,
     approvalTtlS: env.APPROVAL_TTL_S,

@@ -45,9 +45,10 @@ describe('admin API', () => {
     const list = await admin('GET', '/admin/servers');
     expect(list.body).toMatchObject({ object: 'list', data: [{ server_label: 'crm' }] });
 
-    // ${NAME} is expanded when used: the upstream sees the real token.
+    // ${NAME} is expanded when used: the upstream sees the real token (and the caller never does).
     const who = await b.call('POST', '/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'Crm' }, name: 'whoami', arguments: {} } });
-    expect(JSON.parse(who.body.output).authorization).toBe('Bearer crm-secret-value-123');
+    expect(mcp.counters.headers.at(-1)?.authorization).toBe('Bearer crm-secret-value-123');
+    expect(JSON.parse(who.body.output).authorization).toBe('<redacted>');
 
     const got = await admin('GET', '/admin/servers/CRM');
     expect(got.status).toBe(200);

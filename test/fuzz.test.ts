@@ -85,6 +85,28 @@ describe('fuzzing every JSON endpoint', () => {
     expect((await fetch(`${b.url}/healthz`)).status).toBe(200);
   }, 60_000);
 
+  it('deeply nested bodies and arguments are a 400, never a 5xx or a stack overflow', async () => {
+    const deep = fc.record({ depth: fc.integer({ min: 101, max: 6000 }), open: fc.constantFrom('[', '{"a":'), leaf: fc.constantFrom('1', '"x"', 'null', '{}') });
+    const text = ({ depth, open, leaf }: { depth: number; open: string; leaf: string }) => open.repeat(depth) + leaf + (open === '[' ? ']' : '}').repeat(depth);
+    const where = fc.constantFrom<Array<[string, string, string, (d: string) => string]>>(
+      ['POST', '/v1/mcp/call', KEY_A, (d) => `{"tool":{"type":"mcp","server_label":"fx"},"name":"echo","arguments":{"text":${d}}}`],
+      ['POST', '/v1/mcp/call', KEY_A, (d) => `{"tool":{"type":"mcp","server_label":"fx"},"name":"echo","arguments":${JSON.stringify(`{"text":${d}}`)}}`],
+      ['POST', '/v1/mcp/list_tools', KEY_A, (d) => `{"tool":{"type":"mcp","server_label":"fx","allowed_tools":${d}}}`],
+      ['POST', '/admin/servers', ADMIN, (d) => `{"server_label":"deep","server_url":"http://127.0.0.1:9/mcp","headers":${d}}`],
+      ['POST', '/v1/mcp/approvals/APPROVAL/decision', APPROVER, (d) => `{"approve":true,"reason":${d}}`],
+      ['POST', '/v1/responses', KEY_A, (d) => `{"model":"m","input":[{"role":"user","content":${d}}]}`],
+    );
+    await fc.assert(
+      fc.asyncProperty(deep, where, async (d, [method, path, token, build]) => {
+        const r = await b.call(method, path.replace('APPROVAL', approvalId), { token, body: build(text(d)) });
+        expect(r.status).toBe(400);
+        expect(r.body.error.code).toBe('invalid_value');
+      }),
+      { numRuns: 40, verbose: 1 },
+    );
+    expect((await fetch(`${b.url}/healthz`)).status).toBe(200);
+  }, 60_000);
+
   it('query strings of the GET routes', async () => {
     await fc.assert(
       fc.asyncProperty(fc.string({ maxLength: 30 }), fc.string({ maxLength: 10 }), async (q, id) => {

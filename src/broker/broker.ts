@@ -8,11 +8,11 @@ import { ExternalConnectorError, InvalidRequestError, RateLimitError, UpstreamEr
 import { BrokerCapacityError, classifyUpstreamError, type UpstreamFailure } from '../mcp/failure.js';
 import type { Upstreams } from '../mcp/upstreams.js';
 import { currentCaller, type CallerKey } from '../keys/caller.js';
-import type { Metrics } from '../obs/metrics.js';
+import { metricLabel, type Metrics } from '../obs/metrics.js';
 import type { SecretValues } from '../obs/logger.js';
 import { effectiveAllowed, effectiveNeedsApproval } from '../policy/policy.js';
 import type { RegistryStore } from '../registry/store.js';
-import { scrub } from '../util/scrub.js';
+import { scrub, scrubJson } from '../util/scrub.js';
 import { parseArguments, type ParsedArguments } from './arguments.js';
 import {
   approvalRequestItem,
@@ -99,7 +99,7 @@ export class Broker {
       throw this.listingFailed(server, err, o.capacity ?? 'throw');
     }
     if (got.cache === 'miss') this.observe(server, 'tools/list', started);
-    this.d.metrics.cacheLookups.inc({ server_label: server.server_label, result: got.cache });
+    this.d.metrics.cacheLookups.inc({ server_label: metricLabel(server), result: got.cache });
     const tools = this.available(server, got.listing.tools);
     return { item: listToolsItem(server.server_label, tools.map((t) => t.tool)), cache: got.cache, tools };
   }
@@ -187,10 +187,10 @@ export class Broker {
     try {
       const result = await this.d.upstreams.callTool(server, name, args.value, ctx.signal);
       this.observe(server, 'tools/call', started);
+      // Every output is scrubbed like error texts: a server may echo the credentials it got.
       const outcome = outcomeOfResult(result);
-      if (outcome.error?.type === 'mcp_tool_execution_error') {
-        outcome.error.content = JSON.parse(scrub(JSON.stringify(outcome.error.content), server.secrets));
-      }
+      if (outcome.output !== null) outcome.output = scrub(outcome.output, server.secrets);
+      if (outcome.error?.type === 'mcp_tool_execution_error') outcome.error.content = scrubJson(outcome.error.content, server.secrets);
       return callItem(fields, outcome);
     } catch (err) {
       this.observe(server, 'tools/call', started, err);
@@ -218,7 +218,7 @@ export class Broker {
       arguments: args.text,
       arguments_sha256: args.sha256,
       tool_sha256: toolHash,
-    }, server.maxPendingApprovals);
+    }, { maxPending: server.maxPendingApprovals });
     this.d.webhooks.send({
       type: 'approval.requested',
       endpoint: server.record ? { kind: 'record', label: server.record.server_label } : { kind: 'default' },
@@ -271,12 +271,12 @@ export class Broker {
   private observe(server: ResolvedServer, method: string, started: number, err?: unknown) {
     const ms = performance.now() - started;
     const outcome = err === undefined ? 'ok' : classifyUpstreamError(err).kind === 'protocol' ? 'protocol_error' : 'transport_error';
-    this.d.metrics.upstreamDuration.observe({ server_label: server.server_label, method, outcome }, ms / 1000);
+    this.d.metrics.upstreamDuration.observe({ server_label: metricLabel(server), method, outcome }, ms / 1000);
     if (this.d.logger.isLevelEnabled('debug')) {
       const failure = err === undefined ? undefined : classifyUpstreamError(err).message;
       this.d.logger.debug({ server_label: server.server_label, server_origin: server.origin, method, outcome, ms: Math.round(ms), failure }, 'mcp upstream request');
     }
-    if (err !== undefined) this.d.metrics.upstreamErrors.inc({ server_label: server.server_label, method, kind: outcome });
+    if (err !== undefined) this.d.metrics.upstreamErrors.inc({ server_label: metricLabel(server), method, kind: outcome });
   }
 }
 

@@ -1,5 +1,6 @@
 import type { ApprovalConfig, ServerRecord } from '../config/serverRecord.js';
 import { expandRefs, MissingEnvVarError } from '../config/expand.js';
+import { authorizationProblem, credentialValueProblem, isValidHeaderValue } from '../config/headers.js';
 import { InvalidRequestError, ExternalConnectorError, PermissionError } from '../errors/index.js';
 import type { CallerKey } from '../keys/caller.js';
 import type { Cidr, EgressPolicy } from '../mcp/egress.js';
@@ -63,10 +64,27 @@ function credentialHash(headers: Record<string, string>): string {
   return canonicalSha256(entries).slice(0, 32);
 }
 
+/** A record header whose expanded value fetch would refuse (the environment changed since the write). */
+export class InvalidExpandedHeaderError extends Error {}
+
 export function expandRecordHeaders(record: ServerRecord, env: NodeJS.ProcessEnv): Record<string, string> {
   return Object.fromEntries(
-    Object.entries(record.headers).map(([k, v]) => [k, expandRefs(v, env, `headers.${k} of server '${record.server_label}'`)]),
+    Object.entries(record.headers).map(([k, v]) => {
+      const value = expandRefs(v, env, `headers.${k} of server '${record.server_label}'`);
+      if (!isValidHeaderValue(value)) throw new InvalidExpandedHeaderError(`headers.${k} of server '${record.server_label}' expands to a value with control characters`);
+      return [k, value];
+    }),
   );
+}
+
+/** Caller credentials fetch would refuse or that are too short to scrub: 400 before any I/O. */
+function checkCallerCredentials(param: McpToolParam, at: string): void {
+  for (const [k, v] of Object.entries(param.headers ?? {})) {
+    const problem = credentialValueProblem(k, v);
+    if (problem) throw new InvalidRequestError('invalid_value', `Invalid value for '${at}.headers.${k}': ${problem}.`, { param: `${at}.headers.${k}` });
+  }
+  const problem = param.authorization ? authorizationProblem(param.authorization) : undefined;
+  if (problem) throw new InvalidRequestError('invalid_value', `Invalid value for '${at}.authorization': ${problem}.`, { param: `${at}.authorization` });
 }
 
 /**
@@ -87,6 +105,7 @@ export async function resolveServer(
       param: `${at}.${field}`,
     });
   }
+  checkCallerCredentials(param, at);
   const callerHeaders: Record<string, string> = { ...(param.headers ?? {}) };
   if (param.authorization) {
     // The `authorization` field is the caller's explicit token: it replaces a header of that name.
@@ -110,7 +129,7 @@ export async function resolveServer(
     try {
       recordHeaders = expandRecordHeaders(record, s.env);
     } catch (e) {
-      if (!(e instanceof MissingEnvVarError)) throw e;
+      if (!(e instanceof MissingEnvVarError) && !(e instanceof InvalidExpandedHeaderError)) throw e;
       throw new ExternalConnectorError('http_error', `Error retrieving tool list from MCP server: '${record.server_label}'. ${e.message}.`, {
         param: 'tools',
       });

@@ -35,6 +35,8 @@ export const EnvSchema = z.object({
   BROKER_MAX_BODY_BYTES: int(10485760, 1024),
   BROKER_MAX_UPSTREAM_BYTES: int(4194304, 1024),
   BROKER_MAX_PENDING_APPROVALS: int(1000, 1),
+  /** Bytes of approval requests (arguments included) one API key may hold, any status, until dropped. */
+  BROKER_MAX_APPROVAL_BYTES: int(16 * 1024 * 1024, 4096),
   BROKER_MAX_INFLIGHT_PER_ORIGIN: int(64, 1),
   BROKER_MAX_INFLIGHT: int(1024, 1),
   BROKER_MAX_TOOLS_PER_REQUEST: int(20, 1),
@@ -44,6 +46,8 @@ export const EnvSchema = z.object({
   BROKER_DEMO: bool(true),
   BROKER_DEMO_PORT: int(8931, 0, 65535),
   BROKER_STORE: optionalString,
+  /** Names `${NAME}` may expand (SPEC §2); unset: all but BROKER_*, UPSTREAM_*, APPROVAL_*, OTEL_*. */
+  BROKER_EXPAND_ENV: optionalString,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Env = z.infer<typeof EnvSchema>;

@@ -2,6 +2,7 @@ import dns from 'node:dns/promises';
 import net from 'node:net';
 import type { ServerRecord } from '../config/serverRecord.js';
 import { expandRefs, MissingEnvVarError } from '../config/expand.js';
+import { credentialValueProblem } from '../config/headers.js';
 import { InvalidRequestError } from '../errors/index.js';
 import { isAddressAllowed } from '../mcp/egress.js';
 
@@ -11,7 +12,8 @@ import { isAddressAllowed } from '../mcp/egress.js';
  */
 export async function admitRecord(record: ServerRecord, env: NodeJS.ProcessEnv): Promise<void> {
   for (const [name, value] of Object.entries(record.headers)) {
-    checkRefs(value, env, `headers.${name}`);
+    const problem = credentialValueProblem(name, checkRefs(value, env, `headers.${name}`));
+    if (problem) throw new InvalidRequestError('invalid_value', `Invalid value for 'headers.${name}' (after \${NAME} expansion): ${problem}.`, { param: `headers.${name}` });
   }
   if (record.approval.webhook_secret) {
     const secret = checkRefs(record.approval.webhook_secret, env, 'approval.webhook_secret');
