@@ -107,6 +107,14 @@ describe('admin API', () => {
     expect(r.body.error.message).toContain('NOT_SET_ANYWHERE');
   });
 
+  it('a malformed percent-escape in a path is a 400, not a 500', async () => {
+    for (const path of ['/admin/servers/%E0%A4%A', '/admin/keys/%E0%A4%A', '/admin/servers/%ZZ/refresh']) {
+      const r = await b.call(path.endsWith('refresh') ? 'POST' : 'GET', path, { token: ADMIN });
+      expect(r.status).toBe(400);
+      expect(r.body.error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_value' });
+    }
+  });
+
   it('only the admin token opens /admin', async () => {
     for (const token of [null, KEY_A, APPROVER, 'nope']) {
       const r = await b.call('GET', '/admin/servers', { token });
