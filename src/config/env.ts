@@ -44,6 +44,7 @@ export const EnvSchema = z.object({
   BROKER_DEMO: bool(true),
   BROKER_DEMO_PORT: int(8931, 0, 65535),
   BROKER_STORE: optionalString,
+  BROKER_BACKGROUND_LEASE_MS: int(10000, 200, 600000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Env = z.infer<typeof EnvSchema>;
