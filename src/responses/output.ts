@@ -246,6 +246,8 @@ export class OutputWriter {
     this.sink.emit('response.mcp_call.in_progress', { item_id: entry.id, output_index: index });
     this.sink.emit('response.mcp_call_arguments.delta', { item_id: entry.id, output_index: index, delta: entry.arguments });
     this.sink.emit('response.mcp_call_arguments.done', { item_id: entry.id, output_index: index, arguments: entry.arguments });
+    // From here on the item (GET while running) shows its arguments.
+    this.output[index] = this.running.get(index)!;
     return { id: entry.id, index };
   }
 

@@ -97,12 +97,10 @@ export class ResponseRun {
 
   async run(): Promise<Record<string, unknown>> {
     const start = this.state(this.p.body.background ? 'queued' : 'in_progress');
-    start.usage = null;
     this.sink.emit('response.created', { response: this.object(start) });
     if (this.p.body.background) this.sink.emit('response.queued', { response: this.object(start) });
     this.status = 'in_progress';
     const progress = this.state('in_progress');
-    progress.usage = null;
     this.sink.emit('response.in_progress', { response: this.object(progress) });
     for (const b of this.p.toolset.bindings) if (b.listing) this.out.listing(b.listing);
 
@@ -340,7 +338,8 @@ export class ResponseRun {
       ...(this.serviceTier ? { service_tier: this.serviceTier } : {}),
       status,
       output: this.out.publicOutput(),
-      usage: this.usage,
+      // Known once the run ends.
+      usage: status === 'queued' || status === 'in_progress' ? null : this.usage,
       error: null,
       incomplete_details: null,
       tools: this.p.toolset.echo,

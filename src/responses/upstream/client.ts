@@ -32,6 +32,8 @@ export class OpenAIModelClient implements ModelClient {
         } catch (e) {
           throw translate(e);
         }
+        // The package ends a stream quietly when aborted: an abort is an error here.
+        if (signal.aborted) throw new UpstreamAbortError('The request was aborted.');
       },
     };
   }
