@@ -97,6 +97,16 @@ describe('background responses (embedded store)', () => {
     expect(events.map((e) => e.data.sequence_number)).toEqual(events.map((_, i) => i));
   });
 
+  it('DELETE of a running response cancels it first: it does not come back', async () => {
+    model.push({ calls: [{ name: 'slow', arguments: { ms: 20000 } }] });
+    const r = await client.responses.create({ model: 'm', input: 'x', tools: [fx], background: true });
+    await until(() => mcp.counters.calls.slow === 1, 5000, 'the call started');
+    expect((await b.call('DELETE', `/v1/responses/${r.id}`)).body).toEqual({ id: r.id, object: 'response.deleted', deleted: true });
+    await until(() => mcp.counters.cancelled === 1, 3000, 'the call aborted');
+    await new Promise((res) => setTimeout(res, 200));
+    expect((await b.call('GET', `/v1/responses/${r.id}`)).status).toBe(404);
+  });
+
   it('cancel aborts a model request in flight', async () => {
     model.push({ text: 'I am thinking', hang: true });
     const r = await client.responses.create({ model: 'm', input: 'x', background: true });

@@ -37,7 +37,7 @@ export class RecordingSink implements Sink {
     const json = serializeEvent(type, payload, this.seq++);
     this.enqueue(() => this.store.appendEvent(this.id, json));
     this.live?.send(type, json);
-    if (type === 'response.output_item.done' || type === 'response.output_item.added') this.onItemDone();
+    if (type === 'response.in_progress' || type === 'response.output_item.done' || type === 'response.output_item.added') this.onItemDone();
   }
 
   /** Runs a store write after every earlier one. */

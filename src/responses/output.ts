@@ -48,7 +48,9 @@ export class OutputWriter {
 
   // ---- messages ----
 
-  messageStart(key: string, id = newId('msg')) {
+  messageStart(key: string, upstreamId?: string) {
+    // The upstream's id is kept unless it would repeat one of this response's items.
+    const id = upstreamId && !this.output.some((e) => e.id === upstreamId) ? upstreamId : newId('msg');
     const index = this.reserve({ type: 'message', id, status: 'in_progress', role: 'assistant', content: [] });
     this.open.set(key, { kind: 'message', index, id, parts: [] });
   }

@@ -235,8 +235,12 @@ export class ResponseRun {
       if (!target) {
         this.note(call, `Error: there is no tool named '${call.name}'.`);
       } else if (target.kind === 'function') {
-        // Streamed already, as it came.
-        if (!this.streamed.has(call.call_id)) this.out.whole({ ...call, status: 'completed' });
+        // Streamed already as it came, unless its name arrived too late to know it then.
+        if (!this.streamed.has(call.call_id)) {
+          const key = `late:${call.call_id}`;
+          this.out.functionStart(key, call);
+          this.out.functionDone(key, call);
+        }
         stop = true;
       } else if (max != null && this.toolCalls >= max) {
         this.note(call, `Not run: this response reached its max_tool_calls limit (${max}).`);

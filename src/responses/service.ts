@@ -59,6 +59,13 @@ export class ResponsesService {
     return this.o.background.cancel(stored);
   }
 
+  /** DELETE: an unfinished background run is cancelled first, so it cannot write itself back. */
+  async delete(id: string, owner: string): Promise<void> {
+    const stored = await this.owned(id, owner);
+    if (stored.response.background === true && !TERMINAL.has(String(stored.response.status))) await this.o.background.cancel(stored);
+    await this.o.store.delete(id);
+  }
+
   /** Starts a prepared background run; returns the queued response object. */
   startBackground(p: PreparedRun, live?: EventTarget): Promise<Record<string, unknown>> {
     return this.o.background.start(p.id, (sink, signal) => this.run(p, sink, signal), live);

@@ -118,9 +118,9 @@ export function responsesRoutes(service: ResponsesService, o: { keepAliveMs?: nu
   });
 
   r.delete('/:id', async (req, res) => {
-    const stored = await owned(req);
-    await service.store.delete(stored.id);
-    res.json({ id: stored.id, object: 'response.deleted', deleted: true });
+    const id = String(req.params.id);
+    await service.delete(id, apiOwner(req));
+    res.json({ id, object: 'response.deleted', deleted: true });
   });
 
   r.get('/:id/input_items', async (req, res) => {

@@ -87,8 +87,10 @@ export function chatBody(req: TurnRequest): ChatBody {
   if (req.safetyIdentifier) body.safety_identifier = req.safetyIdentifier;
   if (req.promptCacheKey) body.prompt_cache_key = req.promptCacheKey;
   if (req.promptCacheRetention) body.prompt_cache_retention = req.promptCacheRetention as ChatBody['prompt_cache_retention'];
-  const format = responseFormat(req.text as TextParam | null | undefined);
+  const text = req.text as TextParam | null | undefined;
+  const format = responseFormat(text);
   if (format) body.response_format = format;
+  if (text?.verbosity) body.verbosity = text.verbosity;
   const effort = (req.reasoning as { effort?: unknown } | null | undefined)?.effort;
   if (typeof effort === 'string') body.reasoning_effort = effort as ChatBody['reasoning_effort'];
   return body;
