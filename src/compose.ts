@@ -185,7 +185,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     readiness,
     metrics,
     async close() {
-      // Background runs end here (failed); another instance would call them lost.
+      // Background runs still going end here: failed, code instance_shutdown.
       background.abortAll();
       await Promise.race([background.drain(), new Promise((r) => setTimeout(r, 2000).unref())]);
       await webhooks.close();

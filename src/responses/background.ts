@@ -240,7 +240,12 @@ export class BackgroundRuns {
       if (++idle % 10 === 0) {
         const stored = await this.o.store.get(id);
         if (!owner(stored)) return;
-        await this.settle(stored!);
+        const now = await this.settle(stored!);
+        // Ended, and its last event is not coming (evicted, or never recorded): stop after what is there.
+        if (TERMINAL.has(String(now.response.status)) && idle >= 20) {
+          for (const json of await this.o.store.events(id, last)) target.send((JSON.parse(json) as { type: string }).type, json);
+          return;
+        }
       }
       const here = this.local.get(id);
       if (here) await here.sink.nextWrite(100);
