@@ -153,7 +153,13 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     const client = new OpenAIModelClient({ baseURL: env.UPSTREAM_BASE_URL, apiKey: env.UPSTREAM_API_KEY ?? 'unset', timeoutMs: env.UPSTREAM_TIMEOUT_MS });
     adapter = env.UPSTREAM_API === 'responses' ? new ResponsesAdapter(client) : new ChatCompletionsAdapter(client);
   }
-  const background = new BackgroundRuns({ store: responseStore, bus, logger: logger.child({ component: 'background' }), leaseMs: t.backgroundLeaseMs ?? env.BROKER_BACKGROUND_LEASE_MS });
+  const background = new BackgroundRuns({
+    store: responseStore,
+    bus,
+    logger: logger.child({ component: 'background' }),
+    leaseMs: t.backgroundLeaseMs ?? env.BROKER_BACKGROUND_LEASE_MS,
+    maxRunning: env.BROKER_MAX_BACKGROUND_RESPONSES,
+  });
   const responses = new ResponsesService({
     background,
     broker,

@@ -68,6 +68,24 @@ describe('background responses (embedded store)', () => {
     expect((await b.call('GET', `/v1/responses/${r.id}`, { token: KEY_B })).status).toBe(404);
   });
 
+  it('more background runs than BROKER_MAX_BACKGROUND_RESPONSES: 429, and room again once one ends', async () => {
+    const small = checkCalls(await startBroker({ env: { UPSTREAM_BASE_URL: model.url, BROKER_MAX_BACKGROUND_RESPONSES: '1' }, servers: [record('fx', mcp.url)] }));
+    try {
+      model.push({ calls: [{ name: 'slow', arguments: { ms: 20000 } }] });
+      const first = await small.call('POST', '/v1/responses', { body: { model: 'm', input: 'x', tools: [fx], background: true } });
+      expect(first.status).toBe(200);
+      const second = await small.call('POST', '/v1/responses', { body: { model: 'm', input: 'x', background: true } });
+      expect(second.status).toBe(429);
+      expect(second.body.error.code).toBe('too_many_background_responses');
+      expect(second.headers.get('retry-after')).toBe('1');
+      expect((await small.call('POST', '/v1/responses', { body: { model: 'm', input: 'x' } })).status).toBe(200); // foreground is not counted
+      await small.call('POST', `/v1/responses/${first.body.id}/cancel`);
+      expect((await small.call('POST', '/v1/responses', { body: { model: 'm', input: 'x', background: true } })).status).toBe(200);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('store: false is refused', async () => {
     const r = await b.call('POST', '/v1/responses', { body: { model: 'm', input: 'x', background: true, store: false } });
     expect(r.status).toBe(400);

@@ -131,6 +131,19 @@ describe.each(['chat_completions', 'responses'] as const)('wire fidelity, %s ups
     }
   });
 
+  it('a function output given as content parts: parts to a Responses upstream, its text to Chat Completions', async () => {
+    model.push({ calls: [{ name: 'get_weather', arguments: { city: 'Oslo' }, call_id: 'call_p' }] }, { text: 'ok' });
+    const r1 = await client.responses.create({ model: 'm', input: 'weather?', tools: [weather] });
+    const output = [
+      { type: 'input_text', text: 'chart attached: ' },
+      { type: 'input_file', file_id: 'file-chart' },
+    ];
+    await client.responses.create({ model: 'm', previous_response_id: r1.id, tools: [weather], input: [{ type: 'function_call_output', call_id: 'call_p', output: output as any }] });
+    const body = sent(1);
+    if (api === 'responses') expect(body.input.at(-1)).toEqual({ type: 'function_call_output', call_id: 'call_p', output });
+    else expect(body.messages.at(-1)).toEqual({ role: 'tool', tool_call_id: 'call_p', content: 'chart attached: ' });
+  });
+
   it('one function_call_arguments.delta per upstream delta', async () => {
     const args = '{"city":"Oslo, Norway"}';
     model.push({ calls: [{ name: 'get_weather', arguments: args, call_id: 'call_w' }], pieceLength: 4 });

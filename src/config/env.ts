@@ -45,6 +45,7 @@ export const EnvSchema = z.object({
   BROKER_DEMO_PORT: int(8931, 0, 65535),
   BROKER_STORE: optionalString,
   BROKER_BACKGROUND_LEASE_MS: int(10000, 200, 600000),
+  BROKER_MAX_BACKGROUND_RESPONSES: int(1000, 1),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Env = z.infer<typeof EnvSchema>;

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { RateLimitError, retryAfter } from '../errors/index.js';
 import type { ClusterBus } from '../store/bus.js';
 import { newId } from '../util/ids.js';
 import { TERMINAL } from './responseObject.js';
@@ -90,6 +91,8 @@ export interface BackgroundOptions {
   logger: Logger;
   /** How long a run's lease lasts without renewal; another instance calls it lost after that. */
   leaseMs: number;
+  /** Background runs this instance runs at once; more are refused (429). */
+  maxRunning: number;
 }
 
 /**
@@ -115,6 +118,9 @@ export class BackgroundRuns {
   /** Records the run as queued, then runs it; resolves once GET on any instance can see it. */
   async start(id: string, build: (sink: RecordingSink, signal: AbortSignal) => ResponseRun, live?: EventTarget): Promise<Record<string, unknown>> {
     const { store, logger } = this.o;
+    if (this.local.size >= this.o.maxRunning) {
+      throw new RateLimitError('too_many_background_responses', `This instance is already running ${this.o.maxRunning} background responses; try again shortly.`, { headers: retryAfter(1) });
+    }
     const controller = new AbortController();
     let ended = false;
     let saving = false;

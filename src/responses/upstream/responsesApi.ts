@@ -15,7 +15,7 @@ export function toResponsesInput(messages: ModelMessage[]): ResponseInputItem[] 
       case 'call':
         return { type: 'function_call', call_id: m.call_id, name: m.name, arguments: m.arguments, ...(m.fc_id ? { id: m.fc_id } : {}) };
       case 'result':
-        return { type: 'function_call_output', call_id: m.call_id, output: m.output };
+        return { type: 'function_call_output', call_id: m.call_id, output: (m.parts ?? m.output) as string };
     }
   });
 }

@@ -6,7 +6,8 @@ export type ModelMessage =
   | { kind: 'message'; role: 'user' | 'assistant' | 'system' | 'developer'; content: string | ContentPart[] }
   | { kind: 'reasoning'; id: string; summary: Array<{ type: 'summary_text'; text: string }>; encrypted_content?: string | null }
   | { kind: 'call'; call_id: string; fc_id?: string; name: string; arguments: string }
-  | { kind: 'result'; call_id: string; output: string };
+  /** `parts`: a caller's function output given as content parts (text, images, files), for upstreams that take them. */
+  | { kind: 'result'; call_id: string; output: string; parts?: ContentPart[] };
 
 export interface ModelTool {
   name: string;
