@@ -97,6 +97,10 @@ describe('background responses (embedded store)', () => {
     model.push({ text: 'Let me wait. ', calls: [{ name: 'slow', arguments: { ms: 20000 } }] });
     const r = await client.responses.create({ model: 'm', input: 'x', tools: [fx], background: true });
     await until(() => mcp.counters.calls.slow === 1, 5000, 'the call started');
+    // Its output cannot be continued while it runs.
+    const early = await b.call('POST', '/v1/responses', { body: { model: 'm', input: 'next', previous_response_id: r.id } });
+    expect(early.status).toBe(400);
+    expect(early.body.error.param).toBe('previous_response_id');
     const asked = Date.now();
     const cancelled = await client.responses.cancel(r.id);
     expect(cancelled).toMatchObject({ id: r.id, status: 'cancelled', background: true, completed_at: null });
