@@ -104,6 +104,8 @@ export interface BackgroundOptions {
 export class BackgroundRuns {
   readonly instance = newId('inst');
   private readonly local = new Map<string, LocalRun>();
+  /** Starts between the capacity check and their registration. */
+  private starting = 0;
 
   constructor(private readonly o: BackgroundOptions) {
     o.bus.subscribe((e) => {
@@ -118,9 +120,19 @@ export class BackgroundRuns {
   /** Records the run as queued, then runs it; resolves once GET on any instance can see it. */
   async start(id: string, build: (sink: RecordingSink, signal: AbortSignal) => ResponseRun, live?: EventTarget): Promise<Record<string, unknown>> {
     const { store, logger } = this.o;
-    if (this.local.size >= this.o.maxRunning) {
+    if (this.local.size + this.starting >= this.o.maxRunning) {
       throw new RateLimitError('too_many_background_responses', `This instance is already running ${this.o.maxRunning} background responses; try again shortly.`, { headers: retryAfter(1) });
     }
+    this.starting++;
+    try {
+      return await this.launch(id, build, live);
+    } finally {
+      this.starting--;
+    }
+  }
+
+  private async launch(id: string, build: (sink: RecordingSink, signal: AbortSignal) => ResponseRun, live?: EventTarget): Promise<Record<string, unknown>> {
+    const { store, logger } = this.o;
     const controller = new AbortController();
     let ended = false;
     let saving = false;

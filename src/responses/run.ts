@@ -64,6 +64,9 @@ export class ResponseRun {
   private toolCalls = 0;
   /** A tools/call was sent: errors after this must tell SDKs not to retry. */
   sideEffects = false;
+  private status: ResponseState['status'];
+  /** Background runs: writes the stored response; false when the end was already written elsewhere. */
+  persist?: (stored: StoredResponse, final: boolean) => Promise<boolean>;
 
   constructor(
     private readonly d: RunDeps,
@@ -90,10 +93,6 @@ export class ResponseRun {
   current(): Record<string, unknown> {
     return this.object(this.state(this.status));
   }
-
-  private status: ResponseState['status'];
-  /** Background runs: writes the stored response; false when the end was already written elsewhere. */
-  persist?: (stored: StoredResponse, final: boolean) => Promise<boolean>;
 
   async run(): Promise<Record<string, unknown>> {
     const start = this.state(this.p.body.background ? 'queued' : 'in_progress');
