@@ -250,4 +250,17 @@ describe('reasoning summaries from a Responses upstream', () => {
     expect(final.output[0]).toEqual({ type: 'reasoning', id: 'rs_up', summary: [{ type: 'summary_text', text: 'Thinking about the question.' }] });
     expect(final.output[1]).toMatchObject({ type: 'message', id: 'msg_up_1', content: [{ type: 'output_text', text: 'Answer.' }] });
   });
+
+  it("the official SDK's stream helper follows the summary and refusal events", async () => {
+    model.push({ reasoning: { id: 'rs_sdk', encrypted_content: 'enc', summary: 'Short thought.' }, text: 'Yes, ', refusal: 'but not that.', pieceLength: 4 });
+    const client = new OpenAI({ baseURL: `${b.url}/v1`, apiKey: KEY_A, maxRetries: 0, fetch: checkingFetch });
+    const stream = client.responses.stream({ model: 'o', input: 'q' });
+    const summary: string[] = [];
+    stream.on('response.reasoning_summary_text.delta', (e) => summary.push(e.delta));
+    const r = await stream.finalResponse();
+    expect(summary.join('')).toBe('Short thought.');
+    expect(r.output[0]).toMatchObject({ type: 'reasoning', summary: [{ type: 'summary_text', text: 'Short thought.' }] });
+    expect((r.output[1] as any).content).toEqual([expect.objectContaining({ type: 'output_text', text: 'Yes, ' }), expect.objectContaining({ type: 'refusal', refusal: 'but not that.' })]);
+    expect(r.output_text).toBe('Yes, ');
+  });
 });
