@@ -19,9 +19,10 @@ import { SessionPool } from './mcp/pool.js';
 import { Upstreams } from './mcp/upstreams.js';
 import { Metrics } from './obs/metrics.js';
 import { SecretValues } from './obs/logger.js';
-import OpenAI from 'openai';
 import { ResponsesService } from './responses/service.js';
-import { responsesRoutes } from './responses/routes.js';
+import { BackgroundRuns } from './responses/background.js';
+import { responsesRoutes } from './http/routes/responses.js';
+import { OpenAIModelClient } from './responses/upstream/client.js';
 import { ChatCompletionsAdapter } from './responses/upstream/chatCompletions.js';
 import { ResponsesAdapter } from './responses/upstream/responsesApi.js';
 import type { ModelAdapter } from './responses/upstream/types.js';
@@ -55,6 +56,8 @@ export interface ComposeOptions {
     webhookLeaseMs: number;
     webhookPollMs: number;
     sseKeepAliveMs: number;
+    /** Lease of a background response's instance (another instance calls it lost after this). */
+    backgroundLeaseMs: number;
   }>;
   /** The egress dispatchers; injected only by the benchmark's unguarded control. */
   agents?: AgentPool;
@@ -156,10 +159,18 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   const credentials = new Credentials({ adminToken: o.adminToken, approverToken: env.BROKER_APPROVER_TOKEN, apiKeys: env.BROKER_API_KEYS, keys });
   let adapter: ModelAdapter | undefined;
   if (env.UPSTREAM_BASE_URL) {
-    const client = new OpenAI({ baseURL: env.UPSTREAM_BASE_URL, apiKey: env.UPSTREAM_API_KEY ?? 'unset', timeout: env.UPSTREAM_TIMEOUT_MS, maxRetries: 0 });
+    const client = new OpenAIModelClient({ baseURL: env.UPSTREAM_BASE_URL, apiKey: env.UPSTREAM_API_KEY ?? 'unset', timeoutMs: env.UPSTREAM_TIMEOUT_MS });
     adapter = env.UPSTREAM_API === 'responses' ? new ResponsesAdapter(client) : new ChatCompletionsAdapter(client);
   }
+  const background = new BackgroundRuns({
+    store: responseStore,
+    bus,
+    logger: logger.child({ component: 'background' }),
+    leaseMs: t.backgroundLeaseMs ?? env.BROKER_BACKGROUND_LEASE_MS,
+    maxRunning: env.BROKER_MAX_BACKGROUND_RESPONSES,
+  });
   const responses = new ResponsesService({
+    background,
     broker,
     metrics,
     approvals,
@@ -192,6 +203,9 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     readiness,
     metrics,
     async close() {
+      // Background runs still going end here: failed, code instance_shutdown.
+      background.abortAll();
+      await Promise.race([background.drain(), new Promise((r) => setTimeout(r, 2000).unref())]);
       await webhooks.close();
       await upstreams.close();
       await st.close();

@@ -48,6 +48,8 @@ export const EnvSchema = z.object({
   BROKER_STORE: optionalString,
   /** Names `${NAME}` may expand (SPEC §2); unset: all but BROKER_*, UPSTREAM_*, APPROVAL_*, OTEL_*. */
   BROKER_EXPAND_ENV: optionalString,
+  BROKER_BACKGROUND_LEASE_MS: int(10000, 200, 600000),
+  BROKER_MAX_BACKGROUND_RESPONSES: int(1000, 1),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Env = z.infer<typeof EnvSchema>;
