@@ -8,6 +8,7 @@ import { authenticate, type Credentials } from './auth.js';
 import { errorHandler, notFoundRoute, sendError } from './errorHandler.js';
 import { adminRoutes } from './routes/admin.js';
 import { approvalRoutes } from './routes/approvals.js';
+import { consoleAdminRoutes, consoleRoutes } from './routes/console.js';
 import { mcpRoutes } from './routes/mcp.js';
 
 export interface Readiness {
@@ -62,7 +63,8 @@ export function createApp(d: AppDeps): Express {
 
   // Authentication runs before the body is read: no credential → 401 even for a bad body.
   const json = express.json({ limit: d.maxBodyBytes, type: () => true });
-  app.use('/admin', authenticate(d.credentials, ['admin']), json, adminRoutes(d.broker));
+  app.use('/console', consoleRoutes());
+  app.use('/admin', authenticate(d.credentials, ['admin']), json, adminRoutes(d.broker), consoleAdminRoutes(d.broker));
   app.use('/v1/mcp/approvals', authenticate(d.credentials, ['api', 'approver']), json, approvalRoutes(d.approvals));
   app.use('/v1/mcp', authenticate(d.credentials, ['api']), json, mcpRoutes(d.broker));
   if (d.responses) app.use('/v1/responses', authenticate(d.credentials, ['api']), json, d.responses);
