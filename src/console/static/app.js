@@ -94,7 +94,7 @@ function SignIn({ need, onSignedIn, tokens }) {
   };
 
   return html`<section class="signin card" aria-labelledby="signin-title">
-    <h1 id="signin-title">${need ? 'Another token is needed' : 'Sign in'}</h1>
+    <h1 id="signin-title">${need ? `Sign in as ${need}` : 'Sign in'}</h1>
     <p class="muted">
       ${need
         ? `This view needs ${ROLE_TEXT[need]}.`

@@ -255,8 +255,6 @@ function fromForm(v, original) {
       else body[f.name] = o;
     } else if (text !== '') body[f.name] = text;
   }
-  // Keep the tool pins: an edit must not silently accept changed tool definitions.
-  if (original?.pinned_tools) body.pinned_tools = original.pinned_tools;
   return { body, errors };
 }
 
@@ -332,6 +330,13 @@ function ServerForm({ token, record, onSaved, onCancel, onUnauthorized }) {
     setErrors({});
     setFormError(null);
     try {
+      if (editing) {
+        // Keep the current tool pins (read now, not when the form opened): an edit must not
+        // silently accept changed definitions. A new URL is a new server: it is pinned afresh.
+        const cur = await api(token, 'GET', `/admin/servers/${enc(record.server_label)}`);
+        if (cur?.pinned_tools && cur.server_url === body.server_url) body.pinned_tools = cur.pinned_tools;
+        else delete body.pinned_tools;
+      }
       const saved = editing
         ? await api(token, 'PUT', `/admin/servers/${enc(record.server_label)}`, body)
         : await api(token, 'POST', '/admin/servers', body);
