@@ -180,7 +180,7 @@ function App() {
     <header class="top">
       <p class="brand">mcp-broker <span>console</span></p>
       <nav aria-label="Main">${link('servers', 'Servers')}${link('keys', 'Keys')}${link('approvals', 'Approvals')}</nav>
-      <div class="who"><span class="muted">Signed in: ${roles}</span><button type="button" class="ghost" onClick=${signOut}>Sign out</button></div>
+      <div class="who"><span class="muted"><span class="who-prefix">Signed in: </span>${roles}</span><button type="button" class="ghost" onClick=${signOut}>Sign out</button></div>
     </header>
     <main id="main">
       <${Notice} notice=${notice} onClose=${() => setNotice(null)} />

@@ -1,7 +1,7 @@
 // Servers (SPEC §2 records and their status), the add/edit form, and a server's tools.
 import { useEffect, useRef, useState } from './vendor/hooks.mjs';
 import { api, enc } from './api.js';
-import { Badge, DASH, fmtTime, html, LiveStatus, Notice, originOf, prettyJson, safeHttpUrl, show, usePoll } from './ui.js';
+import { Badge, DASH, fmtShort, fmtTime, html, LiveStatus, Notice, originOf, prettyJson, safeHttpUrl, show, usePoll } from './ui.js';
 
 const REDACTED = '<redacted>';
 
@@ -46,10 +46,10 @@ function ServerRow({ row, busy, onTools, onEdit, onRefresh, onConnect, onDelete,
     <td data-label="Transport">${show(status?.transport_in_use)}<span class="cell-note">set: ${show(record.transport)}</span></td>
     <td data-label="Tools cached">
       ${status ? (status.tools_cached ? html`<${Badge} tone="ok">yes</${Badge}>` : html`<${Badge}>no</${Badge}>`) : DASH}
-      ${status?.cached_at ? html`<span class="cell-note">${fmtTime(status.cached_at)}</span>` : null}
+      ${status?.cached_at ? html`<span class="cell-note" title=${fmtTime(status.cached_at)}>at ${fmtShort(status.cached_at)}</span>` : null}
       ${changed.length ? html`<span class="cell-note"><${Badge} tone="warn">${changed.length} changed</${Badge}></span>` : null}
     </td>
-    <td data-label="Last error" class="cell-error">${statusError ?? show(status?.last_error)}</td>
+    <td data-label="Last error" class=${statusError || status?.last_error ? 'cell-error' : 'none'}>${statusError ?? show(status?.last_error)}</td>
     <td data-label="Breaker">${breakerText(status?.breaker ?? status?.circuit)}</td>
     <td data-label="OAuth"><${OAuthCell} record=${record} status=${status} /></td>
     <td data-label="Actions" class="actions">
@@ -421,7 +421,7 @@ export function ToolsView({ token, label, onUnauthorized }) {
     <${LiveStatus} text=${live} />
     ${changed.length
       ? html`<div class="warning card" role="region" aria-label="Changed tools">
-          <p><strong>${changed.length} tool definition${changed.length === 1 ? ' has' : 's have'} changed</strong> since ${changed.length === 1 ? 'it was' : 'they were'} pinned:
+          <p><strong>${changed.length} tool definition${changed.length === 1 ? ' has' : 's have'} changed</strong> since ${changed.length === 1 ? 'it was' : 'they were'} pinned:${' '}
             ${changed.map((t, i) => html`${i ? ', ' : ''}<span class="mono">${t.name}</span>`)}.
             Callers cannot list or call ${changed.length === 1 ? 'it' : 'them'} until you accept the new definitions.</p>
           <button type="button" class="primary" onClick=${accept} disabled=${busy}>Accept changes</button>

@@ -40,6 +40,14 @@ export function fmtTime(epochS) {
   return new Date(epochS * 1000).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
 }
 
+/** The time only when it is today, the date and time otherwise. */
+export function fmtShort(epochS) {
+  if (typeof epochS !== 'number') return DASH;
+  const d = new Date(epochS * 1000);
+  const today = d.toDateString() === new Date().toDateString();
+  return today ? d.toLocaleTimeString() : d.toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' });
+}
+
 export function fmtRelative(epochS, now = Date.now()) {
   if (typeof epochS !== 'number') return DASH;
   const s = Math.round(epochS - now / 1000);
