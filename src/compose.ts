@@ -11,6 +11,7 @@ import type { ApprovalStore } from './approvals/store.js';
 import type { ResponseStore } from './responses/store.js';
 import { createApp, type Readiness } from './http/app.js';
 import { Credentials } from './http/auth.js';
+import type { KeyStore } from './keys/store.js';
 import { AgentPool, parseCidrs } from './mcp/egress.js';
 import { UpstreamLimits } from './mcp/limits.js';
 import { SessionPool } from './mcp/pool.js';
@@ -29,6 +30,7 @@ export interface BrokerInstance {
   app: Express;
   broker: Broker;
   registry: RegistryStore;
+  keys: KeyStore;
   approvalStore: ApprovalStore;
   responseStore: ResponseStore;
   readiness: Readiness;
@@ -64,7 +66,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   o.secrets.addPermanent(o.adminToken, env.BROKER_APPROVER_TOKEN, env.UPSTREAM_API_KEY, env.APPROVAL_WEBHOOK_SECRET, ...env.BROKER_API_KEYS);
 
   const st = await stores(env, logger, { webhookLeaseMs: t.webhookLeaseMs, webhookPollMs: t.webhookPollMs });
-  const { bus, registry, approvals: approvalStore, responses: responseStore, deliveries: queue } = st;
+  const { bus, registry, keys, approvals: approvalStore, responses: responseStore, deliveries: queue } = st;
   const agents = o.agents ?? new AgentPool();
   const limits = new UpstreamLimits({
     maxInflightPerOrigin: env.BROKER_MAX_INFLIGHT_PER_ORIGIN,
@@ -144,7 +146,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   });
 
   const readiness: Readiness = { loaded: true, draining: false, storeHealthy: () => st.healthy() };
-  const credentials = new Credentials({ adminToken: o.adminToken, approverToken: env.BROKER_APPROVER_TOKEN, apiKeys: env.BROKER_API_KEYS });
+  const credentials = new Credentials({ adminToken: o.adminToken, approverToken: env.BROKER_APPROVER_TOKEN, apiKeys: env.BROKER_API_KEYS, keys });
   let adapter: ModelAdapter | undefined;
   if (env.UPSTREAM_BASE_URL) {
     const client = new OpenAI({ baseURL: env.UPSTREAM_BASE_URL, apiKey: env.UPSTREAM_API_KEY ?? 'unset', timeout: env.UPSTREAM_TIMEOUT_MS, maxRetries: 0 });
@@ -164,6 +166,8 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     broker,
     approvals,
     credentials,
+    keys,
+    rateLimiter: st.rateLimiter,
     metrics,
     logger,
     readiness,
@@ -175,6 +179,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     app,
     broker,
     registry,
+    keys,
     approvalStore,
     responseStore,
     readiness,

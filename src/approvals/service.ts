@@ -37,7 +37,8 @@ export class ApprovalService {
     private readonly o: { ttlS: number; maxPendingPerKey: number },
   ) {}
 
-  async create(a: NewApproval): Promise<ApprovalRecord> {
+  /** `maxPending`: the calling key's own bound (SPEC §11), else maxPendingPerKey. */
+  async create(a: NewApproval, maxPending = this.o.maxPendingPerKey): Promise<ApprovalRecord> {
     const created_at = nowS();
     const record: ApprovalRecord = {
       ...a,
@@ -49,7 +50,7 @@ export class ApprovalService {
       reason: null,
     };
     try {
-      await this.store.create(record, this.o.maxPendingPerKey);
+      await this.store.create(record, maxPending);
     } catch (e) {
       if (!(e instanceof TooManyPendingError)) throw e;
       throw new RateLimitError('too_many_pending_approvals', 'Too many pending approval requests for this API key.', {

@@ -7,6 +7,7 @@ import type { Catalog, CatalogTool, DefinitionChanged } from '../catalog/catalog
 import { ExternalConnectorError, InvalidRequestError, RateLimitError, UpstreamError, retryAfter, type ApiError } from '../errors/index.js';
 import { BrokerCapacityError, classifyUpstreamError, type UpstreamFailure } from '../mcp/failure.js';
 import type { Upstreams } from '../mcp/upstreams.js';
+import { currentCaller, type CallerKey } from '../keys/caller.js';
 import type { Metrics } from '../obs/metrics.js';
 import type { SecretValues } from '../obs/logger.js';
 import { effectiveAllowed, effectiveNeedsApproval } from '../policy/policy.js';
@@ -75,8 +76,12 @@ export type CallResult =
 export class Broker {
   constructor(readonly d: BrokerDeps) {}
 
-  async resolve(param: McpToolParam, at: string): Promise<ResolvedServer> {
-    const server = await resolveServer(param, at, this.d.registry, this.d.settings);
+  /**
+   * `caller` defaults to the request's bound caller (the Responses layer); with none bound
+   * resolution fails closed.
+   */
+  async resolve(param: McpToolParam, at: string, caller: CallerKey = currentCaller()): Promise<ResolvedServer> {
+    const server = await resolveServer(param, at, this.d.registry, this.d.settings, caller);
     this.d.secrets.addRecent(server.secrets);
     return server;
   }
@@ -213,7 +218,7 @@ export class Broker {
       arguments: args.text,
       arguments_sha256: args.sha256,
       tool_sha256: toolHash,
-    });
+    }, server.maxPendingApprovals);
     this.d.webhooks.send({
       type: 'approval.requested',
       endpoint: server.record ? { kind: 'record', label: server.record.server_label } : { kind: 'default' },

@@ -1,9 +1,10 @@
 import type { ApprovalConfig, ServerRecord } from '../config/serverRecord.js';
 import { expandRefs, MissingEnvVarError } from '../config/expand.js';
-import { InvalidRequestError, ExternalConnectorError } from '../errors/index.js';
+import { InvalidRequestError, ExternalConnectorError, PermissionError } from '../errors/index.js';
+import type { CallerKey } from '../keys/caller.js';
 import type { Cidr, EgressPolicy } from '../mcp/egress.js';
 import { checkCallerUrl } from '../mcp/callerUrl.js';
-import { callerLayer, type PolicyLayer } from '../policy/policy.js';
+import { callerLayer, grantFor, registeredLayers, type PolicyLayer } from '../policy/policy.js';
 import type { RegistryStore } from '../registry/store.js';
 import { registeredServerKey } from '../registry/store.js';
 import { unknownLabel } from '../registry/fileStore.js';
@@ -28,8 +29,11 @@ export interface ResolvedServer {
   egress: EgressPolicy;
   callTimeoutMs: number;
   cacheTtlMs: number;
+  /** Record, the key's grant, caller: a tool must pass every layer (SPEC §3, §11). */
   layers: PolicyLayer[];
   approval: ApprovalConfig;
+  /** The calling key's bound on its pending approvals; undefined: the broker-wide one. */
+  maxPendingApprovals: number | undefined;
   server_description: string | null;
   /** Credential values, scrubbed from every message that leaves the broker. */
   secrets: string[];
@@ -65,11 +69,17 @@ export function expandRecordHeaders(record: ServerRecord, env: NodeJS.ProcessEnv
   );
 }
 
+/**
+ * Resolves a tool param for one caller. A registered label the caller's key is not granted
+ * resolves exactly as a label that does not exist (same errors, same work), so a key never
+ * learns that another tenant's server is there.
+ */
 export async function resolveServer(
   param: McpToolParam,
   at: string,
   registry: RegistryStore,
   s: ResolveSettings,
+  caller: CallerKey,
 ): Promise<ResolvedServer> {
   if (param.connector_id != null || param.tunnel_id != null) {
     const field = param.connector_id != null ? 'connector_id' : 'tunnel_id';
@@ -83,7 +93,10 @@ export async function resolveServer(
     for (const k of Object.keys(callerHeaders)) if (k.toLowerCase() === 'authorization') delete callerHeaders[k];
     callerHeaders['Authorization'] = `Bearer ${param.authorization}`;
   }
-  const record = await registry.get(param.server_label);
+  const found = await registry.get(param.server_label);
+  const grant = found ? grantFor(caller.grants, found.server_label) : undefined;
+  const record = grant === undefined ? undefined : found;
+  const maxPendingApprovals = caller.maxPendingApprovals ?? undefined;
 
   if (record) {
     if (param.server_url !== undefined) {
@@ -118,8 +131,9 @@ export async function resolveServer(
       egress: { allowPrivate: record.allow_private_network, allowCidrs: [] },
       callTimeoutMs: record.call_timeout_ms,
       cacheTtlMs: record.tool_cache_ttl_s * 1000,
-      layers: [{ allowed_tools: record.allowed_tools, require_approval: record.require_approval }, callerLayer(param, true)],
+      layers: registeredLayers({ allowed_tools: record.allowed_tools, require_approval: record.require_approval }, grant ?? null, callerLayer(param, true)),
       approval: record.approval,
+      maxPendingApprovals,
       server_description: param.server_description ?? record.server_description ?? null,
       secrets: secretsOfHeaders(headers),
     };
@@ -128,6 +142,11 @@ export async function resolveServer(
   if (param.server_url === undefined) throw unknownLabel(param.server_label, `${at}.server_label`);
   if (!s.allowInline) {
     throw new InvalidRequestError('inline_servers_disabled', 'Per-request server_url tools are disabled on this broker; use a registered server_label.', {
+      param: `${at}.server_url`,
+    });
+  }
+  if (!caller.allowInline) {
+    throw new PermissionError('permission_denied', 'This API key may not use per-request server_url tools; use a server_label it is granted.', {
       param: `${at}.server_url`,
     });
   }
@@ -148,6 +167,7 @@ export async function resolveServer(
     cacheTtlMs: 300_000,
     layers: [callerLayer(param, false)],
     approval: { mode: 'caller', wait_ms: 0 },
+    maxPendingApprovals,
     server_description: param.server_description ?? null,
     secrets: secretsOfHeaders(callerHeaders),
   };

@@ -4,11 +4,14 @@ import type { ApprovalService } from '../approvals/service.js';
 import type { Broker } from '../broker/broker.js';
 import { UpstreamError } from '../errors/index.js';
 import type { Metrics } from '../obs/metrics.js';
-import { authenticate, type Credentials } from './auth.js';
+import { approvalVisibility, authenticate, bindCaller, limitRate, type Credentials } from './auth.js';
+import type { RateLimiter } from '../keys/rateLimit.js';
+import type { KeyStore } from '../keys/store.js';
 import { errorHandler, notFoundRoute, sendError } from './errorHandler.js';
 import { adminRoutes } from './routes/admin.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { consoleAdminRoutes, consoleRoutes } from './routes/console.js';
+import { keyRoutes } from './routes/keys.js';
 import { mcpRoutes } from './routes/mcp.js';
 
 export interface Readiness {
@@ -22,6 +25,8 @@ export interface AppDeps {
   broker: Broker;
   approvals: ApprovalService;
   credentials: Credentials;
+  keys: KeyStore;
+  rateLimiter: RateLimiter;
   metrics: Metrics;
   logger: Logger;
   readiness: Readiness;
@@ -63,11 +68,13 @@ export function createApp(d: AppDeps): Express {
 
   // Authentication runs before the body is read: no credential → 401 even for a bad body.
   const json = express.json({ limit: d.maxBodyBytes, type: () => true });
+  // Every /v1/* request of a named key counts toward its rate limit; grants bind after the body.
+  const limit = limitRate(d.rateLimiter);
   app.use('/console', consoleRoutes());
-  app.use('/admin', authenticate(d.credentials, ['admin']), json, adminRoutes(d.broker), consoleAdminRoutes(d.broker));
-  app.use('/v1/mcp/approvals', authenticate(d.credentials, ['api', 'approver']), json, approvalRoutes(d.approvals));
-  app.use('/v1/mcp', authenticate(d.credentials, ['api']), json, mcpRoutes(d.broker));
-  if (d.responses) app.use('/v1/responses', authenticate(d.credentials, ['api']), json, d.responses);
+  app.use('/admin', authenticate(d.credentials, ['admin']), json, adminRoutes(d.broker), keyRoutes(d.keys), consoleAdminRoutes(d.broker));
+  app.use('/v1/mcp/approvals', authenticate(d.credentials, ['api', 'approver']), limit, json, approvalVisibility(d.approvals), approvalRoutes(d.approvals));
+  app.use('/v1/mcp', authenticate(d.credentials, ['api']), limit, json, bindCaller, mcpRoutes(d.broker));
+  if (d.responses) app.use('/v1/responses', authenticate(d.credentials, ['api']), limit, json, bindCaller, d.responses);
 
   app.use(notFoundRoute);
   app.use(errorHandler(d.logger));

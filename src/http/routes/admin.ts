@@ -7,6 +7,7 @@ import { unknownLabel } from '../../registry/fileStore.js';
 import { toView } from '../../registry/view.js';
 import { registeredServerKey } from '../../registry/store.js';
 import { parseInput } from '../validate.js';
+import { UNRESTRICTED } from '../../keys/caller.js';
 
 /** SPEC §2 admin API: registry records, their status, and refresh (re-pin). */
 export function adminRoutes(broker: Broker): Router {
@@ -31,7 +32,7 @@ export function adminRoutes(broker: Broker): Router {
 
   r.get('/servers/:label', async (req, res) => {
     const record = await recordOr404(req.params.label);
-    const server = await broker.resolve({ type: 'mcp', server_label: record.server_label }, 'tool').catch(() => undefined);
+    const server = await broker.resolve({ type: 'mcp', server_label: record.server_label }, 'tool', UNRESTRICTED).catch(() => undefined);
     const transport = server ? (upstreams.pool.peek(server.sessionKey)?.transportInUse ?? null) : null;
     const status = catalog.serverStatus(server ?? { serverKey: registeredServerKey(record.server_label), sessionKey: '' }, transport);
     res.json({ ...toView(record), status });
@@ -58,7 +59,7 @@ export function adminRoutes(broker: Broker): Router {
 
   r.post('/servers/:label/refresh', async (req, res) => {
     const record = await recordOr404(req.params.label);
-    const server = await broker.resolve({ type: 'mcp', server_label: record.server_label }, 'tool');
+    const server = await broker.resolve({ type: 'mcp', server_label: record.server_label }, 'tool', UNRESTRICTED);
     res.json(await broker.refresh(server));
   });
 
