@@ -96,6 +96,21 @@ describe('console page', () => {
     }
   });
 
+  test('GET /admin/servers/{label}/tools: the whole listing with pin state, admin only', async () => {
+    expect((await b.call('GET', '/admin/servers/crm/tools', { token: KEY_A })).status).toBe(401);
+    expect((await b.call('GET', '/admin/servers/crm/tools', { token: APPROVER })).status).toBe(401);
+    const missing = await b.call('GET', '/admin/servers/nope/tools', { token: ADMIN });
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.code).toBe('unknown_server_label');
+    const r = await b.call('GET', '/admin/servers/hostile/tools', { token: ADMIN });
+    expect(r.status).toBe(200);
+    expect(r.body.object).toBe('list');
+    const evil = r.body.data.find((t: { name: string }) => t.name === 'evil');
+    expect(evil).toMatchObject({ description: HOSTILE_TOOL, read_only: false, changed: false, allowed: true });
+    expect(evil.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(r.body.data.find((t: { name: string }) => t.name === 'add')).toMatchObject({ read_only: true });
+  });
+
   test('sign in refuses an API key, then lists servers for the admin token', async () => {
     const c = await consoleAs(null);
     await c.shot('01-sign-in');
@@ -119,14 +134,14 @@ describe('console page', () => {
     const c = await consoleAs(ADMIN);
     const page = c.page;
     await page.getByRole('button', { name: 'Add server' }).click();
-    await page.getByLabel('server_label').fill('fresh');
-    await page.getByLabel('server_url').fill('not a url');
+    await page.getByLabel('server_label', { exact: true }).fill('fresh');
+    await page.getByLabel('server_url', { exact: true }).fill('not a url');
     await page.getByRole('button', { name: 'Save server' }).click();
     // The message is the API's own, next to the field named by `param`.
     const api = await b.call('POST', '/admin/servers', { token: ADMIN, body: { server_label: 'x', server_url: 'not a url', transport: 'auto', headers: {}, allowed_tools: null, allow_private_network: false } });
     expect(api.status).toBe(400);
     expect(api.body.error.param).toBe('server_url');
-    const url = page.getByLabel('server_url');
+    const url = page.getByLabel('server_url', { exact: true });
     await expect(url.getAttribute('aria-invalid')).resolves.toBe('true');
     const errId = (await url.getAttribute('aria-describedby'))!.split(' ')[0]!;
     await expect(page.locator(`#${errId}`).textContent()).resolves.toBe(api.body.error.message);
@@ -134,11 +149,11 @@ describe('console page', () => {
     await c.shot('03-form-field-error');
 
     await url.fill(mcp.url);
-    await page.getByLabel('server_description').fill('Fresh from the form');
-    await page.getByLabel('require_approval').fill('never');
-    await page.getByLabel('allowed_tools').fill('echo, add');
-    await page.getByLabel('allow_private_network').check();
-    await page.getByLabel('tool_cache_ttl_s').fill('60');
+    await page.getByLabel('server_description', { exact: true }).fill('Fresh from the form');
+    await page.getByLabel('require_approval', { exact: true }).fill('never');
+    await page.getByLabel('allowed_tools', { exact: true }).fill('echo, add');
+    await page.getByLabel('allow_private_network', { exact: true }).check();
+    await page.getByLabel('tool_cache_ttl_s', { exact: true }).fill('60');
     await page.getByRole('button', { name: 'Save server' }).click();
     await page.getByText('Added fresh.').waitFor();
     await serverRow(page, 'fresh').waitFor();
@@ -159,9 +174,9 @@ describe('console page', () => {
     const pins = (await b.call('GET', '/admin/servers/fresh', { token: ADMIN })).body.pinned_tools;
     expect(Object.keys(pins).sort()).toEqual(['add', 'echo', 'fail', 'picture', 'slow', 'whoami']);
     await page.getByRole('button', { name: 'Edit fresh' }).click();
-    await expect(page.getByLabel('server_label').isDisabled()).resolves.toBe(true);
-    await expect(page.getByLabel('server_url').inputValue()).resolves.toBe(mcp.url);
-    await page.getByLabel('server_description').fill('Edited');
+    await expect(page.getByLabel('server_label', { exact: true }).isDisabled()).resolves.toBe(true);
+    await expect(page.getByLabel('server_url', { exact: true }).inputValue()).resolves.toBe(mcp.url);
+    await page.getByLabel('server_description', { exact: true }).fill('Edited');
     await page.getByRole('button', { name: 'Save server' }).click();
     await page.getByText('Saved fresh.').waitFor();
     const edited = (await b.call('GET', '/admin/servers/fresh', { token: ADMIN })).body;
@@ -285,7 +300,7 @@ describe('console page', () => {
     await page.getByRole('link', { name: 'Approvals' }).click();
     await page.getByRole('region', { name: 'Pending approvals' }).waitFor();
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.getByLabel('Token').waitFor();
+    await page.getByLabel('Token', { exact: true }).waitFor();
     await expect(page.evaluate(() => sessionStorage.length)).resolves.toBe(0);
     expect(c.errors).toEqual([]);
   });
@@ -305,6 +320,57 @@ describe('console page', () => {
     expect(c.errors).toEqual([]);
   });
 
+  test('keys: create (shown once), field error, grants, rotate, delete', async () => {
+    const c = await consoleAs(ADMIN);
+    const page = c.page;
+    await page.getByRole('link', { name: 'Keys' }).click();
+    await page.getByRole('heading', { name: 'Keys', exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByLabel('name', { exact: true }).fill('bad name!');
+    await page.getByLabel('grants', { exact: true }).fill('[{"server_label": "crm"}]');
+    await page.getByRole('button', { name: 'Save key' }).click();
+    const nameField = page.getByLabel('name', { exact: true });
+    await expect(nameField.getAttribute('aria-invalid')).resolves.toBe('true');
+    await page.locator('.field', { has: nameField }).getByText(/name/).first().waitFor();
+    await nameField.fill('team-a');
+    await page.getByLabel('rate_limit_per_min', { exact: true }).fill('600');
+    await page.getByRole('button', { name: 'Save key' }).click();
+    const shown = page.getByRole('region', { name: /Key for team-a/ });
+    await shown.waitFor();
+    const key = (await shown.locator('code').textContent())!;
+    expect(key).toMatch(/^mcpb_[A-Za-z0-9_-]{20,}$/);
+    await c.shot('14-key-shown-once');
+    const list = (t: string, label: string) => b.call('POST', '/v1/mcp/list_tools', { token: t, body: { tool: { type: 'mcp', server_label: label } } });
+    expect((await list(key, 'crm')).status).toBe(200);
+    expect((await list(key, 'gated')).status).toBe(404);
+    await shown.getByRole('button', { name: 'Done' }).click();
+    const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'team-a' }) });
+    await expect(row.textContent()).resolves.toContain('600/min');
+    expect(await page.content()).not.toContain(key);
+
+    await page.getByRole('button', { name: 'Edit team-a' }).click();
+    await page.getByLabel('grants', { exact: true }).fill('"*"');
+    await page.getByRole('button', { name: 'Save key' }).click();
+    await page.getByText('Saved key team-a.').waitFor();
+    await row.getByText('every server').waitFor();
+    expect((await list(key, 'gated')).status).toBe(200);
+
+    await page.getByRole('button', { name: 'Rotate team-a' }).click();
+    const rotatedKey = (await page.getByRole('region', { name: /New key for team-a/ }).locator('code').textContent())!;
+    expect(rotatedKey).toMatch(/^mcpb_/);
+    expect(rotatedKey).not.toBe(key);
+    expect((await list(key, 'crm')).status).toBe(401);
+    expect((await list(rotatedKey, 'crm')).status).toBe(200);
+
+    await page.getByRole('button', { name: 'Delete team-a' }).click();
+    await page.getByText('Deleted key team-a').waitFor();
+    await row.waitFor({ state: 'detached' });
+    expect((await list(rotatedKey, 'crm')).status).toBe(401);
+    for (const r of c.requests) expect(r.url).not.toContain('mcpb_');
+    await expectNoTokenLeak(c, ADMIN);
+    expect(c.errors).toEqual([]);
+  });
+
   test('works at 390 px wide without sideways scrolling', async () => {
     const c = await consoleAs(null, { width: 390, height: 844 });
     await c.shot('09-sign-in-390');
@@ -314,7 +380,7 @@ describe('console page', () => {
     expect(await width()).toBeLessThanOrEqual(390);
     await c.shot('10-servers-390');
     await c.page.getByRole('button', { name: 'Add server' }).click();
-    await c.page.getByLabel('server_url').waitFor();
+    await c.page.getByLabel('server_url', { exact: true }).waitFor();
     expect(await width()).toBeLessThanOrEqual(390);
     await c.shot('11-form-390');
     await c.page.getByRole('button', { name: 'Tools hostile' }).click();
@@ -334,13 +400,13 @@ describe('console page', () => {
     const report: Record<string, unknown> = {};
     const c = await consoleAs(null, { bypassCSP: true });
     const page = c.page;
-    await page.getByLabel('Token').waitFor();
+    await page.getByLabel('Token', { exact: true }).waitFor();
     report.signIn = await axeSerious(page);
     await signIn(page, ADMIN);
     await serverRow(page, 'crm').waitFor();
     report.servers = await axeSerious(page);
     await page.getByRole('button', { name: 'Add server' }).click();
-    await page.getByLabel('server_url').fill('ftp://nope');
+    await page.getByLabel('server_url', { exact: true }).fill('ftp://nope');
     await page.getByRole('button', { name: 'Save server' }).click();
     await page.locator('.field-error').first().waitFor();
     report.form = await axeSerious(page);

@@ -108,7 +108,7 @@ function KeyForm({ token, keyView, onSaved, onCancel, onUnauthorized }) {
           const id = `k-${f.name}`;
           const err = errors[f.name];
           const desc = [err ? `${id}-error` : null, `${id}-hint`].filter(Boolean).join(' ');
-          const common = { id, name: f.name, 'aria-invalid': err ? 'true' : undefined, 'aria-describedby': desc };
+          const common = { id, name: f.name, 'aria-invalid': err ? 'true' : undefined, 'aria-describedby': desc, 'aria-required': f.required ? 'true' : undefined };
           const on = (e) => {
             const x = f.kind === 'checkbox' ? e.currentTarget.checked : e.currentTarget.value;
             setValues((v) => ({ ...v, [f.name]: x }));
@@ -120,7 +120,7 @@ function KeyForm({ token, keyView, onSaved, onCancel, onUnauthorized }) {
                 ? html`<textarea ...${common} rows="3" spellcheck="false" placeholder=${f.placeholder} value=${values[f.name]} onInput=${on}></textarea>`
                 : html`<input type="text" ...${common} inputmode=${f.kind === 'number' ? 'numeric' : undefined} autocomplete="off" spellcheck="false"
                     placeholder=${f.placeholder} value=${values[f.name]} onInput=${on} disabled=${editing && f.name === 'name'} />`;
-          const label = html`<label for=${id}>${f.name}${f.required ? html`<span class="req" aria-hidden="true"> *</span>` : null}</label>`;
+          const label = f.kind === 'checkbox' ? html`<label for=${id}>${f.name}</label>` : html`<div class="label-row"><label for=${id}>${f.name}</label>${f.required ? html`<span class="req" aria-hidden="true">*</span>` : null}</div>`;
           return html`<div key=${f.name} class=${`field field-${f.kind}${f.wide ? ' field-wide' : ''}${err ? ' has-error' : ''}`}>
             ${f.kind === 'checkbox' ? html`<div class="check">${control}${label}</div>` : html`${label}${control}`}
             ${err ? html`<p id=${`${id}-error`} class="field-error">${err}</p>` : null}

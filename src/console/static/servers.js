@@ -269,7 +269,7 @@ function Field({ f, value, error, onChange, disabled }) {
   const hintId = `${id}-hint`;
   const errId = `${id}-error`;
   const describedBy = [error ? errId : null, f.hint ? hintId : null].filter(Boolean).join(' ') || undefined;
-  const common = { id, name: f.name, 'aria-invalid': error ? 'true' : undefined, 'aria-describedby': describedBy, disabled };
+  const common = { id, name: f.name, 'aria-invalid': error ? 'true' : undefined, 'aria-describedby': describedBy, 'aria-required': f.required ? 'true' : undefined, disabled };
   let control;
   if (f.kind === 'checkbox') {
     control = html`<input type="checkbox" ...${common} checked=${value} onChange=${(e) => onChange(e.currentTarget.checked)} />`;
@@ -293,7 +293,7 @@ function Field({ f, value, error, onChange, disabled }) {
     </div>`;
   }
   return html`<div class=${cls}>
-    <label for=${id}>${f.name}${f.required ? html`<span class="req" aria-hidden="true"> *</span>` : null}</label>
+    <div class="label-row"><label for=${id}>${f.name}</label>${f.required ? html`<span class="req" aria-hidden="true">*</span>` : null}</div>
     ${control}
     ${error ? html`<p id=${errId} class="field-error">${error}</p>` : null}
     ${f.hint ? html`<p id=${hintId} class="hint">${f.hint}</p>` : null}

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { Router, type RequestHandler, type Response } from 'express';
 import type { Broker } from '../../broker/broker.js';
+import { UNRESTRICTED } from '../../keys/caller.js';
 import { unknownLabel } from '../../registry/fileStore.js';
 
 /**
@@ -132,7 +133,7 @@ export function consoleAdminRoutes(broker: Broker): Router {
   r.get('/servers/:label/tools', async (req, res) => {
     const record = await registry.get(req.params.label);
     if (!record) throw unknownLabel(req.params.label, null);
-    const server = await broker.resolve({ type: 'mcp', server_label: record.server_label }, 'tool');
+    const server = await broker.resolve({ type: 'mcp', server_label: record.server_label }, 'tool', UNRESTRICTED);
     // Through the broker first: listing failures become the usual 424 and are counted.
     const { tools: allowed } = await broker.listTools(server);
     const allowedNames = new Set(allowed.map((t) => t.tool.name));
