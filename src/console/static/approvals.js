@@ -55,6 +55,7 @@ export function ApprovalsView({ token, onUnauthorized }) {
   const [busy, setBusy] = useState({});
   const [live, setLive] = useState('');
   const [lastOk, setLastOk] = useState(null);
+  const [more, setMore] = useState(false);
   const now = useNow(1000);
 
   const load = async () => {
@@ -67,6 +68,7 @@ export function ApprovalsView({ token, onUnauthorized }) {
         if (old && added) setLive(`${added} new approval request${added === 1 ? '' : 's'}`);
         return data;
       });
+      setMore(r?.has_more === true);
       setLastOk(Date.now());
       setNotice((n) => (n?.stale ? null : n));
     } catch (e) {
@@ -116,6 +118,7 @@ export function ApprovalsView({ token, onUnauthorized }) {
               ${items.map((a) => html`<${Approval} key=${a.id} a=${a} now=${now} busy=${Boolean(busy[a.id])} reason=${reasons[a.id]}
                 onReason=${(v) => setReasons((r) => ({ ...r, [a.id]: v }))} onDecide=${(ok) => decide(a, ok)} />`)}
             </ul>`}
+      ${more ? html`<p class="muted small">More requests are pending than shown here; they appear as these are decided.</p>` : null}
     </section>
   </section>`;
 }

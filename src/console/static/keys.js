@@ -1,7 +1,7 @@
 // API keys and grants (SPEC §11): create (the key is shown once), edit grants, rotate, delete.
 import { useEffect, useRef, useState } from './vendor/hooks.mjs';
 import { api, enc } from './api.js';
-import { DASH, fmtTime, html, LiveStatus, Notice, show } from './ui.js';
+import { DASH, fmtTime, html, LiveStatus, Notice } from './ui.js';
 
 const FIELDS = [
   { name: 'name', kind: 'text', hint: 'Letters, digits, “_” and “-”, up to 64.', required: true },
@@ -254,7 +254,7 @@ export function KeysView({ token, onUnauthorized }) {
                   <td data-label="Grants">${grantsText(k.grants)}</td>
                   <td data-label="Inline servers">${k.allow_inline_servers ? 'allowed' : 'no'}</td>
                   <td data-label="Rate limit">${k.rate_limit_per_min == null ? 'unlimited' : `${k.rate_limit_per_min}/min`}</td>
-                  <td data-label="Max pending">${show(k.max_pending_approvals)}</td>
+                  <td data-label="Max pending">${k.max_pending_approvals == null ? 'default' : String(k.max_pending_approvals)}</td>
                   <td data-label="Created">${typeof k.created_at === 'number' ? fmtTime(k.created_at) : DASH}</td>
                   <td data-label="Actions" class="actions">
                     <button type="button" aria-label=${`Edit ${k.name}`} onClick=${() => (setSecret(null), setForm({ key: k }))}>Edit</button>
