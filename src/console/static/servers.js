@@ -56,7 +56,7 @@ function ServerRow({ row, busy, onTools, onEdit, onRefresh, onConnect, onDelete,
       <button type="button" aria-label=${`Tools ${label}`} onClick=${onTools}>Tools</button>
       <button type="button" aria-label=${`Edit ${label}`} onClick=${onEdit}>Edit</button>
       <button type="button" aria-label=${`Refresh ${label}`} onClick=${onRefresh} disabled=${busy}>Refresh</button>
-      ${record.oauth ? html`<button type="button" aria-label=${`Connect ${label}`} onClick=${onConnect} disabled=${busy}>Connect</button>` : null}
+      ${record.oauth && record.oauth.grant !== 'client_credentials' ? html`<button type="button" aria-label=${`Connect ${label}`} onClick=${onConnect} disabled=${busy}>Connect</button>` : null}
       <button type="button" class="danger" aria-label=${`Delete ${label}`} onClick=${onDelete} disabled=${busy}>Delete</button>
       ${connectUrl ? html`<a class="connect-link" href=${connectUrl} target="_blank" rel="noopener noreferrer">Open the authorization page for ${label}</a>` : null}
     </td>
@@ -410,6 +410,7 @@ export function ToolsView({ token, label, onUnauthorized }) {
   };
 
   const changed = (tools ?? []).filter((t) => t.changed);
+  const unsupported = Array.isArray(server?.status?.unsupported_tools) ? server.status.unsupported_tools : [];
   return html`<section aria-labelledby="tools-title">
     <p class="crumbs"><a href="#/servers">← Back</a></p>
     <div class="view-head">
@@ -425,6 +426,12 @@ export function ToolsView({ token, label, onUnauthorized }) {
             ${changed.map((t, i) => html`${i ? ', ' : ''}<span class="mono">${t.name}</span>`)}.
             Callers cannot list or call ${changed.length === 1 ? 'it' : 'them'} until you accept the new definitions.</p>
           <button type="button" class="primary" onClick=${accept} disabled=${busy}>Accept changes</button>
+        </div>`
+      : null}
+    ${unsupported.length
+      ? html`<div class="card unsupported" role="region" aria-label="Withheld tools">
+          <p><strong>Withheld from callers</strong> (they need a client feature the broker does not offer):</p>
+          <ul>${unsupported.map((u) => html`<li key=${u.name}><span class="mono">${u.name}</span>: ${u.reason}</li>`)}</ul>
         </div>`
       : null}
     ${tools === null
