@@ -60,6 +60,7 @@ async function expectNoTokenLeak(c: ConsolePage, token: string) {
   expect(stores.local).toBe('{}');
   expect(stores.cookie).toBe('');
   expect(stores.session).toContain(token);
+  expect(b.logs.join('')).not.toContain(token);
 }
 
 async function expectNoSideEffects(page: Page) {
@@ -126,6 +127,24 @@ describe('console page', () => {
     await c.page.getByText('Refreshed crm: 6 tools listed and pinned.').waitFor();
     await serverRow(c.page, 'crm').getByText('streamable_http').first().waitFor();
     await c.shot('02-servers');
+    // The CSP is enforced: a script element added at run time does not run (Trusted Types
+    // refuse the assignment outright).
+    const inline = await c.page.evaluate(() => {
+      let refused = false;
+      try {
+        const el = document.createElement('script');
+        el.textContent = 'window.__inline = 1';
+        document.body.append(el);
+      } catch {
+        refused = true;
+      }
+      return { refused, ran: (window as unknown as { __inline?: number }).__inline ?? null };
+    });
+    expect(inline).toEqual({ refused: true, ran: null });
+    const tt = (e: string) => /requires 'TrustedScript' assignment/.test(e);
+    for (let i = 0; i < 40 && !c.errors.some(tt); i++) await c.page.waitForTimeout(50);
+    expect(c.errors.filter(tt)).toHaveLength(1);
+    c.errors.splice(0);
     await expectNoTokenLeak(c, ADMIN);
     expect(c.errors).toEqual([]);
   });

@@ -108,9 +108,11 @@ export function ServersView({ token, onUnauthorized }) {
 
   const refresh = (label) =>
     act(label, 'refresh', async () => {
+      const was = rows?.find((r) => r.record.server_label === label)?.status?.changed_tools ?? [];
       const item = await api(token, 'POST', `/admin/servers/${enc(label)}/refresh`);
       const n = Array.isArray(item?.tools) ? item.tools.length : 0;
-      setNotice({ kind: 'info', text: `Refreshed ${label}: ${n} tool${n === 1 ? '' : 's'} listed and pinned.` });
+      const accepted = was.length ? ` Changed definitions accepted: ${was.join(', ')}.` : '';
+      setNotice({ kind: 'info', text: `Refreshed ${label}: ${n} tool${n === 1 ? '' : 's'} listed and pinned.${accepted}` });
       await load();
     });
   const remove = (label) =>
@@ -131,15 +133,21 @@ export function ServersView({ token, onUnauthorized }) {
       setNotice({ kind: 'info', text: `Authorize ${label} in the page that opened (or use its link in the table), then come back here.` });
     });
 
-  const saved = async (record, created) => {
+  const headingRef = useRef(null);
+  const closeForm = () => {
     setForm(null);
+    // Focus goes back to the view instead of being lost with the form.
+    setTimeout(() => headingRef.current?.focus(), 0);
+  };
+  const saved = async (record, created) => {
+    closeForm();
     setNotice({ kind: 'info', text: `${created ? 'Added' : 'Saved'} ${record.server_label}.` });
     await load();
   };
 
   return html`<section aria-labelledby="servers-title">
     <div class="view-head">
-      <h1 id="servers-title">Servers</h1>
+      <h1 id="servers-title" tabindex="-1" ref=${headingRef}>Servers</h1>
       <div class="view-actions">
         <button type="button" class="ghost" onClick=${load}>Reload list</button>
         ${form ? null : html`<button type="button" class="primary" onClick=${() => setForm({ record: null })}>Add server</button>`}
@@ -148,7 +156,7 @@ export function ServersView({ token, onUnauthorized }) {
     <${Notice} notice=${notice} onClose=${() => setNotice(null)} />
     <${LiveStatus} text=${live} />
     ${form ? html`<${ServerForm} key=${form.record?.server_label ?? '+new'} token=${token} record=${form.record} onSaved=${saved}
-      onCancel=${() => setForm(null)} onUnauthorized=${onUnauthorized} />` : null}
+      onCancel=${closeForm} onUnauthorized=${onUnauthorized} />` : null}
     ${rows === null
       ? html`<p class="muted">Loading servers…</p>`
       : rows.length === 0
@@ -354,7 +362,10 @@ function ServerForm({ token, record, onSaved, onCancel, onUnauthorized }) {
   };
 
   const title = editing ? `Edit ${record.server_label}` : 'New server';
-  return html`<section class="card form-card" aria-labelledby="server-form-title">
+  const onKeyDown = (e) => {
+    if (e.key === 'Escape') onCancel();
+  };
+  return html`<section class="card form-card" aria-labelledby="server-form-title" onKeyDown=${onKeyDown}>
     <h2 id="server-form-title">${title}</h2>
     <form ref=${formRef} onSubmit=${submit} novalidate>
       ${formError ? html`<p class="notice notice-error" role="alert">${formError}</p>` : null}
