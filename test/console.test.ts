@@ -196,12 +196,31 @@ describe('console page', () => {
     await expect(page.getByLabel('server_label', { exact: true }).isDisabled()).resolves.toBe(true);
     await expect(page.getByLabel('server_url', { exact: true }).inputValue()).resolves.toBe(mcp.url);
     await page.getByLabel('server_description', { exact: true }).fill('Edited');
+    // A field the page can check itself (JSON) is marked the same way, and nothing is sent.
+    const puts = () => c.requests.filter((r) => r.method === 'PUT').length;
+    await page.getByLabel('headers', { exact: true }).fill('{"X-Team": ');
+    await page.getByRole('button', { name: 'Save server' }).click();
+    await expect(page.getByLabel('headers', { exact: true }).getAttribute('aria-invalid')).resolves.toBe('true');
+    await page.getByText('headers is not valid JSON.').waitFor();
+    expect(puts()).toBe(0);
+    await page.getByLabel('headers', { exact: true }).fill('{"X-Team": "blue"}');
+    await page.getByLabel('require_approval', { exact: true }).fill('{"never": {"read_only": true}}');
     await page.getByRole('button', { name: 'Save server' }).click();
     await page.getByText('Saved fresh.').waitFor();
+    expect(puts()).toBe(1);
     const edited = (await b.call('GET', '/admin/servers/fresh', { token: ADMIN })).body;
     expect(edited.server_description).toBe('Edited');
     expect(edited.pinned_tools).toEqual(pins);
     expect(edited.allowed_tools).toEqual(['echo', 'add']);
+    expect(edited.require_approval).toEqual({ never: { read_only: true } });
+    expect(edited.headers).toEqual({ 'X-Team': '<redacted>' });
+    // Editing again: stored header values are never shown, and "<redacted>" is never saved.
+    await page.getByRole('button', { name: 'Edit fresh' }).click();
+    await expect(page.getByLabel('headers', { exact: true }).inputValue()).resolves.toContain('<redacted>');
+    await page.getByRole('button', { name: 'Save server' }).click();
+    await page.getByText(/Stored secrets are never shown/).waitFor();
+    expect(puts()).toBe(1);
+    await page.getByRole('button', { name: 'Cancel' }).click();
     await expectNoTokenLeak(c, ADMIN);
     expect(c.errors).toEqual([]);
   });
@@ -321,6 +340,22 @@ describe('console page', () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('Token', { exact: true }).waitFor();
     await expect(page.evaluate(() => sessionStorage.length)).resolves.toBe(0);
+    expect(c.errors).toEqual([]);
+  });
+
+  test("an unreachable server: the API's 424 message in the tools view, last error in the table", async () => {
+    await b.call('POST', '/admin/servers', { token: ADMIN, body: record('down', 'http://127.0.0.1:9/mcp', { call_timeout_ms: 2000 }) });
+    const c = await consoleAs(ADMIN);
+    await c.page.getByRole('button', { name: 'Tools down' }).click();
+    await c.page.getByRole('alert').getByText("Error retrieving tool list from MCP server: 'down'", { exact: false }).waitFor();
+    await c.page.getByText('The tools could not be listed').waitFor();
+    await c.page.getByRole('link', { name: 'Back' }).click();
+    const row = serverRow(c.page, 'down');
+    await row.waitFor();
+    const lastError = (await b.call('GET', '/admin/servers/down', { token: ADMIN })).body.status.last_error;
+    expect(typeof lastError).toBe('string');
+    await row.getByText(lastError).waitFor();
+    await b.call('DELETE', '/admin/servers/down', { token: ADMIN });
     expect(c.errors).toEqual([]);
   });
 

@@ -191,7 +191,7 @@ const FIELDS = [
   { name: 'server_description', kind: 'text', hint: 'Shown to models beside the tools.' },
   { name: 'transport', kind: 'select', options: ['auto', 'streamable_http', 'sse'], hint: 'auto tries Streamable HTTP, then legacy SSE.' },
   { name: 'protocol', kind: 'select', options: ['auto', '2026-07-28', '2025-11-25'], hint: 'MCP revision; auto negotiates.', omitDefault: 'auto' },
-  { name: 'require_approval', kind: 'policy', hint: 'always, never, or the OpenAI filter as JSON. Empty means always.', placeholder: 'never', list: 'approval-choices' },
+  { name: 'require_approval', kind: 'policy', hint: '“always”, “never”, or the OpenAI filter as JSON, e.g. {"never": {"read_only": true}}. Empty means always.', placeholder: 'always' },
   { name: 'allowed_tools', kind: 'list', hint: 'Empty for every tool; names separated by commas, or the OpenAI filter as JSON.', placeholder: 'echo, add' },
   { name: 'headers', kind: 'json', wide: true, hint: 'A JSON object; values may be ${NAME} references. Stored values are never shown: type them again when editing.', placeholder: '{"Authorization": "Bearer ${CRM_MCP_TOKEN}"}' },
   { name: 'approval', kind: 'json', wide: true, hint: 'Optional JSON: mode (caller or webhook), webhook_url, webhook_secret, wait_ms.', placeholder: '{"mode": "webhook", "wait_ms": 30000}' },
@@ -289,7 +289,7 @@ function Field({ f, value, error, onChange, disabled }) {
     control = html`<textarea ...${common} rows="3" spellcheck="false" placeholder=${f.placeholder} value=${value}
       onInput=${(e) => onChange(e.currentTarget.value)}></textarea>`;
   } else {
-    control = html`<input type="text" ...${common} inputmode=${f.kind === 'number' ? 'numeric' : f.inputmode} list=${f.list}
+    control = html`<input type="text" ...${common} inputmode=${f.kind === 'number' ? 'numeric' : f.inputmode}
       autocomplete="off" spellcheck="false" placeholder=${f.placeholder} value=${value} onInput=${(e) => onChange(e.currentTarget.value)} />`;
   }
   const cls = `field field-${f.kind}${f.wide ? ' field-wide' : ''}${error ? ' has-error' : ''}`;
@@ -369,7 +369,6 @@ function ServerForm({ token, record, onSaved, onCancel, onUnauthorized }) {
     <h2 id="server-form-title">${title}</h2>
     <form ref=${formRef} onSubmit=${submit} novalidate>
       ${formError ? html`<p class="notice notice-error" role="alert">${formError}</p>` : null}
-      <datalist id="approval-choices"><option value="always"></option><option value="never"></option></datalist>
       <div class="form-grid">
         ${FIELDS.map((f) => html`<${Field} key=${f.name} f=${f} value=${values[f.name]} error=${errors[f.name]}
           onChange=${set(f.name)} disabled=${editing && f.name === 'server_label'} />`)}
@@ -403,7 +402,7 @@ export function ToolsView({ token, label, onUnauthorized }) {
         }),
       ]);
       setServer(s);
-      setTools(Array.isArray(t?.data) ? t.data : t === null ? [] : null);
+      setTools(Array.isArray(t?.data) ? t.data : 'failed');
     });
   };
   usePoll(load, 10000, [token, label]);
@@ -420,7 +419,8 @@ export function ToolsView({ token, label, onUnauthorized }) {
     setBusy(false);
   };
 
-  const changed = (tools ?? []).filter((t) => t.changed);
+  const list = Array.isArray(tools) ? tools : [];
+  const changed = list.filter((t) => t.changed);
   const unsupported = Array.isArray(server?.status?.unsupported_tools) ? server.status.unsupported_tools : [];
   return html`<section aria-labelledby="tools-title">
     <p class="crumbs"><a href="#/servers">← Back</a></p>
@@ -447,7 +447,9 @@ export function ToolsView({ token, label, onUnauthorized }) {
       : null}
     ${tools === null
       ? html`<p class="muted">Loading tools…</p>`
-      : tools.length === 0
+      : tools === 'failed'
+        ? html`<p class="empty card">The tools could not be listed (see the message above); “Reload tools” tries again.</p>`
+        : tools.length === 0
         ? html`<p class="empty card">No tools listed.</p>`
         : html`<div class="table-wrap"><table class="tools">
             <caption class="visually-hidden">Tools of ${label}</caption>

@@ -92,15 +92,24 @@ export function usePoll(fn, ms, deps) {
     let timer;
     const tick = async () => {
       try {
-        await saved.current();
+        // A background tab does not poll; it catches up when shown again.
+        if (!document.hidden) await saved.current();
       } finally {
         if (!stopped) timer = setTimeout(tick, ms);
       }
     };
+    const onShow = () => {
+      if (!document.hidden) {
+        clearTimeout(timer);
+        tick();
+      }
+    };
     tick();
+    document.addEventListener('visibilitychange', onShow);
     return () => {
       stopped = true;
       clearTimeout(timer);
+      document.removeEventListener('visibilitychange', onShow);
     };
   }, deps);
 }
