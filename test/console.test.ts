@@ -470,6 +470,8 @@ describe('console page', () => {
     await page.getByRole('link', { name: 'Keys' }).click();
     await page.getByRole('heading', { name: 'Keys' }).waitFor();
     await page.waitForTimeout(300);
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByLabel('grants', { exact: true }).waitFor();
     report.keys = await axeSerious(page);
     await page.getByRole('link', { name: 'Approvals' }).click();
     await signIn(page, APPROVER);
@@ -477,5 +479,8 @@ describe('console page', () => {
     await page.getByRole('region', { name: 'Pending approvals' }).getByText('"axe"').waitFor();
     report.approvals = await axeSerious(page);
     expect(report).toEqual({ signIn: [], servers: [], form: [], tools: [], keys: [], approvals: [] });
+    // The scan does see problems: a button without a name is reported.
+    await page.evaluate(() => document.querySelector('main')!.append(document.createElement('button')));
+    expect((await axeSerious(page)).map((v) => v.id)).toContain('button-name');
   });
 });
