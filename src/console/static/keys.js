@@ -1,7 +1,7 @@
 // API keys and grants (SPEC §11): create (the key is shown once), edit grants, rotate, delete.
 import { useEffect, useRef, useState } from './vendor/hooks.mjs';
 import { api, enc } from './api.js';
-import { DASH, fmtTime, html, LiveStatus, Notice } from './ui.js';
+import { DASH, fmtTime, html, LiveStatus, Notice, rowsFor } from './ui.js';
 
 const FIELDS = [
   { name: 'name', kind: 'text', hint: 'Letters, digits, “_” and “-”, up to 64.', required: true },
@@ -117,7 +117,7 @@ function KeyForm({ token, keyView, onSaved, onCancel, onUnauthorized }) {
             f.kind === 'checkbox'
               ? html`<input type="checkbox" ...${common} checked=${values[f.name]} onChange=${on} />`
               : f.kind === 'json'
-                ? html`<textarea ...${common} rows="3" spellcheck="false" placeholder=${f.placeholder} value=${values[f.name]} onInput=${on}></textarea>`
+                ? html`<textarea ...${common} rows=${rowsFor(values[f.name])} spellcheck="false" placeholder=${f.placeholder} value=${values[f.name]} onInput=${on}></textarea>`
                 : html`<input type="text" ...${common} inputmode=${f.kind === 'number' ? 'numeric' : undefined} autocomplete="off" spellcheck="false"
                     placeholder=${f.placeholder} value=${values[f.name]} onInput=${on} disabled=${editing && f.name === 'name'} />`;
           const label = f.kind === 'checkbox' ? html`<label for=${id}>${f.name}</label>` : html`<div class="label-row"><label for=${id}>${f.name}</label>${f.required ? html`<span class="req" aria-hidden="true">*</span>` : null}</div>`;
@@ -252,7 +252,7 @@ export function KeysView({ token, onUnauthorized }) {
                 ${keys.map((k) => html`<tr key=${k.name}>
                   <th scope="row" data-label="Name"><span class="mono">${k.name}</span></th>
                   <td data-label="Grants">${grantsText(k.grants)}</td>
-                  <td data-label="Inline servers">${k.allow_inline_servers ? 'allowed' : 'no'}</td>
+                  <td data-label="Inline">${k.allow_inline_servers ? 'allowed' : 'no'}</td>
                   <td data-label="Rate limit">${k.rate_limit_per_min == null ? 'unlimited' : `${k.rate_limit_per_min}/min`}</td>
                   <td data-label="Max pending">${k.max_pending_approvals == null ? 'default' : String(k.max_pending_approvals)}</td>
                   <td data-label="Created">${typeof k.created_at === 'number' ? fmtTime(k.created_at) : DASH}</td>

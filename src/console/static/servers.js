@@ -1,7 +1,7 @@
 // Servers (SPEC §2 records and their status), the add/edit form, and a server's tools.
 import { useEffect, useRef, useState } from './vendor/hooks.mjs';
 import { api, enc } from './api.js';
-import { Badge, DASH, fmtShort, fmtTime, html, LiveStatus, Notice, originOf, prettyJson, safeHttpUrl, show, usePoll } from './ui.js';
+import { Badge, DASH, fmtShort, fmtTime, html, rowsFor, LiveStatus, Notice, originOf, prettyJson, safeHttpUrl, show, usePoll } from './ui.js';
 
 const REDACTED = '<redacted>';
 
@@ -286,7 +286,7 @@ function Field({ f, value, error, onChange, disabled }) {
       ${f.options.map((o) => html`<option value=${o}>${o}</option>`)}
     </select>`;
   } else if (f.kind === 'json') {
-    control = html`<textarea ...${common} rows="3" spellcheck="false" placeholder=${f.placeholder} value=${value}
+    control = html`<textarea ...${common} rows=${rowsFor(value)} spellcheck="false" placeholder=${f.placeholder} value=${value}
       onInput=${(e) => onChange(e.currentTarget.value)}></textarea>`;
   } else {
     control = html`<input type="text" ...${common} inputmode=${f.kind === 'number' ? 'numeric' : f.inputmode}

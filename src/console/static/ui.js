@@ -117,3 +117,9 @@ export function usePoll(fn, ms, deps) {
 export function Badge({ tone, children }) {
   return html`<span class=${`badge badge-${tone ?? 'plain'}`}>${children}</span>`;
 }
+
+/** Rows for a JSON textarea: its lines, between 3 and 14. */
+export function rowsFor(text) {
+  const n = String(text ?? '').split('\n').length;
+  return Math.max(3, Math.min(14, n));
+}
