@@ -21,7 +21,8 @@ beforeAll(async () => {
   hostile.addTool('evil', HOSTILE_TOOL);
   b = await startBroker({
     servers: [
-      record('crm', mcp.url, { server_description: 'Customer records' }),
+      // A 1 s TTL: the changed-tool test sees the new definition even if no list_changed arrives.
+      record('crm', mcp.url, { server_description: 'Customer records', tool_cache_ttl_s: 1 }),
       record('hostile', hostile.url, { server_description: HOSTILE_SERVER }),
       record('gated', mcp.url, { require_approval: 'always', server_description: 'Every call needs an approver' }),
     ],
