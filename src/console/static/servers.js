@@ -463,7 +463,9 @@ export function ToolsView({ token, label, onUnauthorized }) {
                 </td>
                 <td data-label="Read-only">${t.read_only ? 'yes' : 'no'}</td>
                 <td data-label="Pin">${t.changed ? html`<${Badge} tone="bad">changed</${Badge}>` : t.pinned_sha256 ? html`<${Badge} tone="ok">pinned</${Badge}>` : html`<${Badge}>not pinned</${Badge}>`}</td>
-                <td data-label="Allowed">${t.allowed === null || t.allowed === undefined ? DASH : t.allowed ? 'yes' : 'no'}</td>
+                <td data-label="Allowed">${t.unsupported
+                  ? html`<${Badge} tone="warn">withheld</${Badge}><span class="cell-note">${typeof t.unsupported === 'string' ? t.unsupported : show(t.unsupported)}</span>`
+                  : t.allowed === null || t.allowed === undefined ? DASH : t.allowed ? 'yes' : 'no'}</td>
               </tr>`)}
             </tbody>
           </table></div>`}

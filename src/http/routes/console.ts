@@ -154,6 +154,8 @@ export function consoleAdminRoutes(broker: Broker): Router {
         pinned_sha256: pins[t.tool.name] ?? null,
         input_schema: t.tool.inputSchema ?? null,
         annotations: t.tool.annotations ?? null,
+        // Set where the catalog withholds a tool that needs a client feature the broker lacks.
+        unsupported: (t as { unsupported?: unknown }).unsupported ?? null,
       })),
     });
   });
