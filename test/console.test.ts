@@ -1,4 +1,4 @@
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { ADMIN, APPROVER, KEY_A, record, startBroker, type TestBroker } from './fixtures/broker.js';
 import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
 import { axeSerious, launchBrowser, openConsole, signIn, type ConsolePage } from './fixtures/browser.js';
@@ -72,6 +72,9 @@ async function expectNoSideEffects(page: Page) {
   }));
   expect(seen).toEqual({ xss: null, imgs: 0, scripts: ['/console/app.js'] });
 }
+
+/** Waits (bounded by the default timeout) until the field is marked invalid. */
+const invalid = (page: Page, field: Locator) => field.and(page.locator('[aria-invalid="true"]')).waitFor();
 
 const serverRow = (page: Page, label: string) => page.getByRole('row').filter({ has: page.getByRole('rowheader').filter({ hasText: new RegExp(`^${label}`) }) });
 
@@ -162,7 +165,7 @@ describe('console page', () => {
     expect(api.status).toBe(400);
     expect(api.body.error.param).toBe('server_url');
     const url = page.getByLabel('server_url', { exact: true });
-    await expect(url.getAttribute('aria-invalid')).resolves.toBe('true');
+    await invalid(page, url);
     const errId = (await url.getAttribute('aria-describedby'))!.split(' ')[0]!;
     await expect(page.locator(`#${errId}`).textContent()).resolves.toBe(api.body.error.message);
     await expect(page.locator('.field', { has: url }).textContent()).resolves.toContain(api.body.error.message);
@@ -201,7 +204,7 @@ describe('console page', () => {
     const puts = () => c.requests.filter((r) => r.method === 'PUT').length;
     await page.getByLabel('headers', { exact: true }).fill('{"X-Team": ');
     await page.getByRole('button', { name: 'Save server' }).click();
-    await expect(page.getByLabel('headers', { exact: true }).getAttribute('aria-invalid')).resolves.toBe('true');
+    await invalid(page, page.getByLabel('headers', { exact: true }));
     await page.getByText('headers is not valid JSON.').waitFor();
     expect(puts()).toBe(0);
     await page.getByLabel('headers', { exact: true }).fill('{"X-Team": "blue"}');
@@ -385,7 +388,7 @@ describe('console page', () => {
     await page.getByLabel('grants', { exact: true }).fill('[{"server_label": "crm"}]');
     await page.getByRole('button', { name: 'Save key' }).click();
     const nameField = page.getByLabel('name', { exact: true });
-    await expect(nameField.getAttribute('aria-invalid')).resolves.toBe('true');
+    await invalid(page, nameField);
     await page.locator('.field', { has: nameField }).getByText(/name/).first().waitFor();
     await nameField.fill('team-a');
     await page.getByLabel('rate_limit_per_min', { exact: true }).fill('600');
