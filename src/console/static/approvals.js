@@ -60,7 +60,7 @@ export function ApprovalsView({ token, onUnauthorized }) {
 
   const load = async () => {
     try {
-      const r = await api(token, 'GET', '/v1/mcp/approvals?status=pending');
+      const r = await api(token, 'GET', '/v1/mcp/approvals?status=pending&limit=100');
       const data = (Array.isArray(r?.data) ? r.data : []).filter((a) => a.status === 'pending' || a.status === undefined);
       data.sort((x, y) => (x.created_at ?? 0) - (y.created_at ?? 0));
       setItems((old) => {
