@@ -39,7 +39,7 @@ async function probe(token) {
     if (!refused(e)) throw e;
   }
   try {
-    await api(token, 'GET', '/v1/mcp/approvals?status=pending');
+    await api(token, 'GET', '/v1/mcp/approvals?status=pending&limit=1');
     return 'approver';
   } catch (e) {
     if (!refused(e)) throw e;
