@@ -10,6 +10,7 @@ import type { KeyStore } from '../keys/store.js';
 import { errorHandler, notFoundRoute, sendError } from './errorHandler.js';
 import { adminRoutes } from './routes/admin.js';
 import { approvalRoutes } from './routes/approvals.js';
+import { consoleAdminRoutes, consoleRoutes } from './routes/console.js';
 import { keyRoutes } from './routes/keys.js';
 import { mcpRoutes } from './routes/mcp.js';
 
@@ -69,7 +70,8 @@ export function createApp(d: AppDeps): Express {
   const json = express.json({ limit: d.maxBodyBytes, type: () => true });
   // Every /v1/* request of a named key counts toward its rate limit; grants bind after the body.
   const limit = limitRate(d.rateLimiter);
-  app.use('/admin', authenticate(d.credentials, ['admin']), json, adminRoutes(d.broker), keyRoutes(d.keys, d.logger));
+  app.use('/console', consoleRoutes());
+  app.use('/admin', authenticate(d.credentials, ['admin']), json, adminRoutes(d.broker), keyRoutes(d.keys, d.logger), consoleAdminRoutes(d.broker));
   app.use('/v1/mcp/approvals', authenticate(d.credentials, ['api', 'approver']), limit, json, approvalVisibility(d.approvals), approvalRoutes(d.approvals));
   app.use('/v1/mcp', authenticate(d.credentials, ['api']), limit, json, bindCaller, mcpRoutes(d.broker));
   if (d.responses) app.use('/v1/responses', authenticate(d.credentials, ['api']), limit, json, bindCaller, d.responses);
