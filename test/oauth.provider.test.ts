@@ -8,7 +8,7 @@ import { guardedFetchFor } from '../src/oauth/guardedFetch.js';
 import { OAuthManager } from '../src/oauth/manager.js';
 import { MemoryKv, SecretStore } from '../src/oauth/store.js';
 import { SecretValues } from '../src/obs/logger.js';
-import { startAuthServer, type AuthServer } from './fixtures/authServer.js';
+import { driveAuthorization, startAuthServer, type AuthServer } from './fixtures/authServer.js';
 import { startOAuthMcpServer, type OAuthMcpServer } from './fixtures/oauthMcpServer.js';
 
 jest.setTimeout(60_000);
@@ -64,4 +64,32 @@ test('client_credentials through the SDK v2 client: discovery, resource, token c
   const status = await m.status(record);
   expect(status).toMatchObject({ state: 'connected', scope: 'mcp:tools' });
   expect(status!.expires_at).toBeGreaterThan(Date.now() / 1000);
+});
+
+test('authorization_code with dynamic client registration, PKCE S256, single-use state, refresh', async () => {
+  const m = manager();
+  const record = rec({ server_label: 'code', oauth: { grant: 'authorization_code' } });
+  const egress = { allowPrivate: true, allowCidrs: [] };
+  expect(await m.status(record)).toMatchObject({ state: 'needs_authorization' });
+  const before = await as.stats();
+  const url = new URL(await m.authorize(record));
+  expect(url.searchParams.get('code_challenge_method')).toBe('S256');
+  expect(url.searchParams.get('resource')).toBe(mcp.resource);
+  const state = url.searchParams.get('state')!;
+  expect(state.length).toBeGreaterThanOrEqual(40);
+  const cb = await driveAuthorization(url.href, m.callbackUrl);
+  expect(cb.searchParams.get('state')).toBe(state);
+  const label = await m.complete(state, cb.searchParams.get('code')!, cb.searchParams.get('iss') ?? undefined, async () => record);
+  expect(label).toBe('code');
+  // Reused state: refused.
+  expect(await m.complete(state, cb.searchParams.get('code')!, undefined, async () => record)).toBeUndefined();
+  const after = await as.stats();
+  expect(after.registrations - before.registrations).toBe(1);
+  expect(await m.status(record)).toMatchObject({ state: 'connected' });
+
+  const client = new Client({ name: 't', version: '1' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(mcp.url), { authProvider: m.authProviderFor(record, egress) }));
+  const r = await client.callTool({ name: 'echo', arguments: { text: 'hi' } });
+  expect((r.content as Array<{ text: string }>)[0]!.text).toBe('echo: hi');
+  await client.close();
 });
