@@ -220,8 +220,13 @@ export class UpstreamSession {
         listChanged: { tools: { autoRefresh: false, debounceMs: 0, onChanged: () => this.opts.onToolsChanged() } },
       },
     );
-    client.onerror = (e) => this.opts.onError?.(e);
     const live: Live = { client, transport, kind, era: 'legacy' };
+    client.onerror = (e) => {
+      this.opts.onError?.(e);
+      // Legacy SSE: the event stream broke (server restart). Its automatic reconnection would
+      // bind a new, uninitialized session to this client: drop it, set up a new one next time.
+      if (kind === 'sse' && e instanceof SseError && this.live === live) void this.reset(live);
+    };
     // A transport that closes (an SSE stream ending) leaves no session: reconnect next time.
     client.onclose = () => {
       if (this.live === live) void this.reset(live);
