@@ -24,6 +24,8 @@ import { ChatCompletionsAdapter } from './responses/upstream/chatCompletions.js'
 import { ResponsesAdapter } from './responses/upstream/responsesApi.js';
 import type { ModelAdapter } from './responses/upstream/types.js';
 import { registeredServerKey, type RegistryStore } from './registry/store.js';
+import { createOAuth } from './oauth/setup.js';
+import type { ServerRecord } from './config/serverRecord.js';
 
 export interface BrokerInstance {
   app: Express;
@@ -52,6 +54,7 @@ export interface ComposeOptions {
     webhookLeaseMs: number;
     webhookPollMs: number;
     sseKeepAliveMs: number;
+    oauthStateTtlMs: number;
   }>;
   /** The egress dispatchers; injected only by the benchmark's unguarded control. */
   agents?: AgentPool;
@@ -83,7 +86,17 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     },
     onError: (key, err) => logger.debug({ session: key.split('|')[0]?.replace(/^inline:(https?:\/\/[^/]+).*/, 'inline:$1'), err: err.message }, 'upstream session error'),
   });
+  const publicUrl = (env.BROKER_PUBLIC_URL ?? `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${env.PORT}`).replace(/\/$/, '');
+  // Upstream OAuth (SPEC §12): tokens sealed under BROKER_SECRET_KEY in the registry's store.
+  const oauth = await createOAuth({ env, conn: st.conn, registry, agents, publicUrl, processEnv: o.processEnv, logger, secrets: o.secrets, stateTtlMs: t.oauthStateTtlMs }).catch(async (e) => {
+    await st.close();
+    throw e;
+  });
   const upstreams = new Upstreams(pool, agents, limits, {
+    authFor: (t) => {
+      const r = t.record as ServerRecord | undefined;
+      return r?.oauth ? oauth.authProviderFor(r, t.egress) : undefined;
+    },
     maxUpstreamBytes: env.BROKER_MAX_UPSTREAM_BYTES,
     listing: { maxBytes: env.BROKER_MAX_LISTING_BYTES, maxTools: 10_000, maxPages: 100 },
     // Once per upstream failure; never a URL path, query, header value or argument.
@@ -126,7 +139,6 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     (e) => broker?.definitionChanged(e),
     (label, err) => logger.warn({ server_label: label, err: err.message }, 'tool pins not saved; will retry at the next listing'),
   );
-  const publicUrl = (env.BROKER_PUBLIC_URL ?? `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${env.PORT}`).replace(/\/$/, '');
   broker = new Broker({
     registry,
     catalog,
@@ -155,6 +167,10 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     catalog!.invalidateServer(key);
     pool.drop(`${key}|`);
     webhooks.enableAll();
+    void registry
+      .get(label)
+      .then((r) => oauth.forget(label, !r))
+      .catch((e: Error) => logger.warn({ server_label: label, err: e.message }, 'OAuth state of a changed server not cleared'));
   });
 
   const readiness: Readiness = { loaded: true, draining: false, storeHealthy: () => st.healthy() };
@@ -182,6 +198,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     logger,
     readiness,
     maxBodyBytes: env.BROKER_MAX_BODY_BYTES,
+    oauth,
     responses: responsesRoutes(responses, { keepAliveMs: t.sseKeepAliveMs }),
   });
 
@@ -196,6 +213,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     async close() {
       await webhooks.close();
       await upstreams.close();
+      await oauth.close();
       await st.close();
     },
   };

@@ -47,6 +47,8 @@ export const EnvSchema = z.object({
   BROKER_DEMO: bool(true),
   BROKER_DEMO_PORT: int(8931, 0, 65535),
   BROKER_STORE: optionalString,
+  /** AES-256-GCM key for upstream OAuth tokens and secrets at rest: 32 bytes, base64. */
+  BROKER_SECRET_KEY: optionalString,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Env = z.infer<typeof EnvSchema>;
@@ -75,6 +77,11 @@ export function parseEnv(source: NodeJS.ProcessEnv): Env {
   }
   if (env.BROKER_STORE && !/^rediss?:\/\//.test(env.BROKER_STORE)) {
     throw new ConfigError('BROKER_STORE must be a redis:// or rediss:// URL');
+  }
+  if (env.BROKER_SECRET_KEY) {
+    const raw = env.BROKER_SECRET_KEY.trim();
+    const key = Buffer.from(raw, /[-_]/.test(raw) ? 'base64url' : 'base64');
+    if (key.length !== 32) throw new ConfigError('BROKER_SECRET_KEY must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)');
   }
   if (env.UPSTREAM_BASE_URL && !URL.canParse(env.UPSTREAM_BASE_URL)) {
     throw new ConfigError('UPSTREAM_BASE_URL is not a URL');

@@ -9,6 +9,8 @@ import { errorHandler, notFoundRoute, sendError } from './errorHandler.js';
 import { adminRoutes } from './routes/admin.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { mcpRoutes } from './routes/mcp.js';
+import { adminOAuthRoutes, oauthPublicRoutes } from './routes/oauth.js';
+import type { OAuthManager } from '../oauth/manager.js';
 
 export interface Readiness {
   loaded: boolean;
@@ -25,6 +27,8 @@ export interface AppDeps {
   logger: Logger;
   readiness: Readiness;
   maxBodyBytes: number;
+  /** Upstream OAuth (SPEC §12). */
+  oauth?: OAuthManager;
   /** The Responses layer's routes, when built. */
   responses?: Router;
 }
@@ -62,7 +66,11 @@ export function createApp(d: AppDeps): Express {
 
   // Authentication runs before the body is read: no credential → 401 even for a bad body.
   const json = express.json({ limit: d.maxBodyBytes, type: () => true });
-  app.use('/admin', authenticate(d.credentials, ['admin']), json, adminRoutes(d.broker));
+  if (d.oauth) {
+    app.use('/admin', authenticate(d.credentials, ['admin']), json, adminOAuthRoutes(d.broker.d.registry, d.oauth));
+    app.use('/oauth', oauthPublicRoutes(d.broker.d.registry, d.oauth));
+  }
+  app.use('/admin', authenticate(d.credentials, ['admin']), json, adminRoutes(d.broker, d.oauth));
   app.use('/v1/mcp/approvals', authenticate(d.credentials, ['api', 'approver']), json, approvalRoutes(d.approvals));
   app.use('/v1/mcp', authenticate(d.credentials, ['api']), json, mcpRoutes(d.broker));
   if (d.responses) app.use('/v1/responses', authenticate(d.credentials, ['api']), json, d.responses);

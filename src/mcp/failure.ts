@@ -58,7 +58,14 @@ function isNetworkTypeError(err: unknown): boolean {
   });
 }
 
+/** The OAuth layer's refusals (duck-typed: mcp does not import oauth): 424 / http_error 401 with their message. */
+function oauthFailureOf(err: unknown): Error | undefined {
+  return causes(err).find((e) => e instanceof Error && /^OAUTH_(AUTHORIZATION_REQUIRED|TOKEN_ERROR)$/.test(String((e as { code?: unknown }).code))) as Error | undefined;
+}
+
 export function classifyUpstreamError(err: unknown): UpstreamFailure {
+  const oauth = oauthFailureOf(err);
+  if (oauth) return { kind: 'http', status: 401, code: 'http_error', message: `${statusText(401)}: ${clipReason(stripQueries(oauth.message))}` };
   const egress = findEgressDenied(err);
   if (egress) return { kind: 'http', status: 502, code: 'egress_denied', message: `Connection refused by the egress policy.` };
   if (err instanceof BrokerCapacityError) return { kind: 'http', status: err.status, code: 'http_error', message: err.message };

@@ -38,6 +38,8 @@ export interface UpstreamsOptions {
   maxUpstreamBytes: number;
   listing: ListingBounds;
   onFailure?: (e: FailureEvent) => void;
+  /** Upstream OAuth for a target (a registered record with `oauth`), from the OAuth layer. */
+  authFor?: (t: UpstreamTarget) => AuthProvider | undefined;
 }
 
 /** How a target appears in logs: a registered label, or `inline:<origin>`. */
@@ -59,15 +61,20 @@ export class Upstreams {
   ) {}
 
   session(t: UpstreamTarget): UpstreamSession {
-    return this.pool.get(t.sessionKey, () => ({
-      key: t.sessionKey,
-      url: t.url,
-      headers: t.headers,
-      transport: t.transport,
-      protocol: t.protocol ?? 'auto',
-      fetch: this.fetchFor(t.egress),
-      authProvider: t.authProvider,
-    }));
+    return this.pool.get(t.sessionKey, () => {
+      const authProvider = t.authProvider ?? this.o.authFor?.(t);
+      // With upstream OAuth the record's token wins: no caller Authorization goes out, even before the first token.
+      const headers = authProvider ? Object.fromEntries(Object.entries(t.headers).filter(([k]) => k.toLowerCase() !== 'authorization')) : t.headers;
+      return {
+        key: t.sessionKey,
+        url: t.url,
+        headers,
+        transport: t.transport,
+        protocol: t.protocol ?? 'auto',
+        fetch: this.fetchFor(t.egress),
+        authProvider,
+      };
+    });
   }
 
   listTools(t: UpstreamTarget, signal?: AbortSignal): Promise<ToolList> {

@@ -2,7 +2,8 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 
 /** The broker's at-rest key (BROKER_SECRET_KEY): 32 bytes, base64 (or base64url). */
 export function parseSecretKey(value: string): Buffer {
-  const key = Buffer.from(value.trim(), value.includes('-') || value.includes('_') ? 'base64url' : 'base64');
+  const raw = value.trim();
+  const key = Buffer.from(raw, /[-_]/.test(raw) ? 'base64url' : 'base64');
   if (key.length !== 32) throw new Error('BROKER_SECRET_KEY must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)');
   return key;
 }

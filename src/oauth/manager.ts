@@ -16,6 +16,7 @@ import { expandRefs } from '../config/expand.js';
 import type { EgressPolicy } from '../mcp/egress.js';
 import type { SecretValues } from '../obs/logger.js';
 import { labelKey } from '../registry/store.js';
+import { InvalidRequestError } from '../errors/index.js';
 import { OAuthAuthorizationRequiredError, OAuthTokenError } from './errors.js';
 import type { SecretStore } from './store.js';
 
@@ -68,6 +69,8 @@ export interface OAuthManagerOptions {
   env: NodeJS.ProcessEnv;
   logger: Logger;
   secrets: SecretValues;
+  /** Validity of an authorization request's state [10 min]; shorter only in tests. */
+  stateTtlMs?: number;
 }
 
 const keys = {
@@ -127,6 +130,15 @@ export class OAuthManager {
       response_types: ['code'],
       token_endpoint_auth_method: 'none',
     };
+  }
+
+  /** An admin write: authorization_code tokens must be storable encrypted (SPEC §12). */
+  admit(record: ServerRecord): void {
+    if (record.oauth?.grant === 'authorization_code' && !this.o.persistent) {
+      throw new InvalidRequestError('invalid_value', 'oauth.grant "authorization_code" needs BROKER_SECRET_KEY (32 bytes, base64) so tokens are stored encrypted.', {
+        param: 'oauth.grant',
+      });
+    }
   }
 
   /** The AuthProvider a transport uses for this record (undefined without `oauth`). */
@@ -343,7 +355,7 @@ export class ServerAuth {
       discovery: this.discovery,
       scope: this.scope,
     };
-    await this.store.set(keys.state(mode.state), pending, STATE_TTL_MS);
+    await this.store.set(keys.state(mode.state), pending, this.m.o.stateTtlMs ?? STATE_TTL_MS);
     return mode.url.href;
   }
 
