@@ -93,3 +93,61 @@ test('authorization_code with dynamic client registration, PKCE S256, single-use
   expect((r.content as Array<{ text: string }>)[0]!.text).toBe('echo: hi');
   await client.close();
 });
+
+describe('egress guard on OAuth URLs', () => {
+  test('metadata on a private address is refused when the record does not allow private networks', async () => {
+    const m = manager();
+    const record = rec({ server_label: 'guarded', allow_private_network: false, oauth: { grant: 'client_credentials', client_id: 'cc-client', client_secret: '${CC_SECRET}' } });
+    const metadataBefore = mcp.stats.metadata;
+    const tokensBefore = (await as.stats()).token;
+    const client = new Client({ name: 't', version: '1' });
+    // The MCP request itself goes out unguarded here; only the OAuth requests meet the guard.
+    const transport = new StreamableHTTPClientTransport(new URL(mcp.url), { authProvider: m.authProviderFor(record, { allowPrivate: false, allowCidrs: [] }) });
+    await expect(client.connect(transport)).rejects.toThrow(/egress policy/);
+    await client.close().catch(() => undefined);
+    expect(mcp.stats.metadata).toBe(metadataBefore);
+    expect((await as.stats()).token).toBe(tokensBefore);
+    expect(await m.status(record)).toMatchObject({ state: 'error', error: expect.stringMatching(/egress/) });
+  });
+
+  test.each([
+    ['data:', 'data:application/json,%7B%22access_token%22%3A%22stolen%22%2C%22token_type%22%3A%22bearer%22%7D'],
+    ['file:', 'file:///etc/passwd'],
+  ])('a hostile server whose metadata names a %s token endpoint gets no request and no token', async (_name, tokenEndpoint) => {
+    const { createServer } = await import('node:http');
+    const seen: string[] = [];
+    const server = createServer((req, res) => {
+      const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`);
+      res.setHeader('content-type', 'application/json');
+      if (req.url?.startsWith('/.well-known/oauth-protected-resource')) return res.end(JSON.stringify({ resource: `${base}/mcp`, authorization_servers: [base] }));
+      if (req.url === '/.well-known/oauth-authorization-server') {
+        return res.end(
+          JSON.stringify({ issuer: base, authorization_endpoint: `${base}/authorize`, token_endpoint: tokenEndpoint, response_types_supported: ['code'], grant_types_supported: ['client_credentials'] }),
+        );
+      }
+      res.writeHead(401, { 'www-authenticate': `Bearer resource_metadata="${base}/.well-known/oauth-protected-resource/mcp"` });
+      res.end('{}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/mcp`;
+      const m = manager();
+      const record = ServerRecordSchema.parse({
+        server_label: 'hostile',
+        server_url: url,
+        allow_private_network: true,
+        oauth: { grant: 'client_credentials', client_id: 'cc-client', client_secret: '${CC_SECRET}' },
+      });
+      const client = new Client({ name: 't', version: '1' });
+      await expect(client.connect(new StreamableHTTPClientTransport(new URL(url), { authProvider: m.authProviderFor(record, { allowPrivate: true, allowCidrs: [] }) }))).rejects.toThrow(/OAuth/);
+      await client.close().catch(() => undefined);
+      expect(seen.some((s) => /Bearer/.test(s))).toBe(false);
+      expect(seen.join('\n')).not.toContain(CC_SECRET);
+      expect((await m.status(record))!.state).toBe('error');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(() => r(undefined)));
+    }
+  });
+});

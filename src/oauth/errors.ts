@@ -20,17 +20,3 @@ export class OAuthTokenError extends Error {
     this.name = 'OAuthTokenError';
   }
 }
-
-export function isOAuthFailure(err: unknown): err is OAuthAuthorizationRequiredError | OAuthTokenError {
-  for (let e = err, i = 0; e && i < 6; e = (e as { cause?: unknown }).cause, i++) {
-    if (e instanceof OAuthAuthorizationRequiredError || e instanceof OAuthTokenError) return true;
-  }
-  return false;
-}
-
-export function findOAuthFailure(err: unknown): OAuthAuthorizationRequiredError | OAuthTokenError | undefined {
-  for (let e = err, i = 0; e && i < 6; e = (e as { cause?: unknown }).cause, i++) {
-    if (e instanceof OAuthAuthorizationRequiredError || e instanceof OAuthTokenError) return e;
-  }
-  return undefined;
-}

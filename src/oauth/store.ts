@@ -18,7 +18,7 @@ export interface SealedKv {
 
 export class MemoryKv implements SealedKv {
   private readonly map = new Map<string, { v: string; exp: number | undefined }>();
-  async get(key: string) {
+  private live(key: string): string | undefined {
     const e = this.map.get(key);
     if (!e) return undefined;
     if (e.exp !== undefined && e.exp <= Date.now()) {
@@ -27,11 +27,15 @@ export class MemoryKv implements SealedKv {
     }
     return e.v;
   }
+  async get(key: string) {
+    return this.live(key);
+  }
   async set(key: string, v: string, ttlMs?: number) {
     this.map.set(key, { v, exp: ttlMs ? Date.now() + ttlMs : undefined });
   }
   async take(key: string) {
-    const v = await this.get(key);
+    // Read and delete in one synchronous step: concurrent takes get it once.
+    const v = this.live(key);
     this.map.delete(key);
     return v;
   }
@@ -178,9 +182,6 @@ export class SecretStore {
   async take<T>(key: string): Promise<T | undefined> {
     const sealed = await this.kv.take(key);
     return sealed === undefined ? undefined : (JSON.parse(this.box.open(key, sealed)) as T);
-  }
-  delete(key: string): Promise<void> {
-    return this.kv.deletePrefix(key).then(() => undefined);
   }
   deletePrefix(prefix: string): Promise<void> {
     return this.kv.deletePrefix(prefix);
