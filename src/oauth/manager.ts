@@ -18,6 +18,7 @@ import type { SecretValues } from '../obs/logger.js';
 import { labelKey } from '../registry/store.js';
 import { InvalidRequestError } from '../errors/index.js';
 import { OAuthAuthorizationRequiredError, OAuthTokenError } from './errors.js';
+import { scrub } from '../util/scrub.js';
 import type { SecretStore } from './store.js';
 
 /** How long an authorization request (its `state`, PKCE verifier) stays valid. */
@@ -200,7 +201,6 @@ export class ServerAuth {
   readonly cfg: OAuthConfig;
   readonly serverUrl: URL;
   private cached: TokenEntry | undefined;
-  private loaded = false;
   private discovery: OAuthDiscoveryState | undefined;
   private resourceMetadataUrl: URL | undefined;
   private challengedScope: string | undefined;
@@ -249,17 +249,26 @@ export class ServerAuth {
     return { state: 'connected', expires_at: null, scope };
   }
 
+  /** The tokens in use; without any, the shared store is asked again (another instance may have them). */
   private async current(): Promise<TokenEntry | undefined> {
-    if (!this.loaded) {
-      this.cached = await this.store.get<TokenEntry>(keys.tokens(this.label));
-      this.loaded = true;
-      if (this.cached) this.remember(this.cached);
-    }
-    return this.cached;
+    if (this.cached) return this.cached;
+    const stored = await this.store.get<TokenEntry>(keys.tokens(this.label));
+    if (stored) this.adopt(stored);
+    return stored;
+  }
+
+  private adopt(e: TokenEntry) {
+    this.cached = e;
+    this.remember(e);
   }
 
   private remember(e: TokenEntry) {
     this.m.o.secrets.addPermanent(e.tokens.access_token, e.tokens.refresh_token, e.tokens.id_token);
+  }
+
+  /** An error's text as status and 424s show it: this server's secrets (and every known one) scrubbed. */
+  private describe(err: unknown): string {
+    return scrub(describe(err), this.m.o.secrets.all());
   }
 
   private nearExpiry(e: TokenEntry, now = Date.now()): boolean {
@@ -292,9 +301,7 @@ export class ServerAuth {
     this.renewing = (async () => {
       const stored = await this.store.get<TokenEntry>(keys.tokens(this.label));
       if (stored && stored.tokens.access_token !== before && !this.nearExpiry(stored)) {
-        this.cached = stored;
-        this.loaded = true;
-        this.remember(stored);
+        this.adopt(stored);
         return;
       }
       if (after401 && this.cfg.grant === 'authorization_code' && !stored?.tokens.refresh_token) {
@@ -312,7 +319,7 @@ export class ServerAuth {
         });
       } catch (err) {
         if (err instanceof OAuthAuthorizationRequiredError) throw err;
-        this.lastError = describe(err);
+        this.lastError = this.describe(err);
         this.m.o.logger.warn({ server_label: this.label, err: this.lastError }, 'upstream OAuth token request failed');
         throw new OAuthTokenError(this.label, this.lastError);
       }
@@ -328,7 +335,6 @@ export class ServerAuth {
 
   private async dropTokens() {
     this.cached = undefined;
-    this.loaded = true;
     await this.store.deletePrefix(keys.tokens(this.label));
   }
 
@@ -344,7 +350,7 @@ export class ServerAuth {
         forceReauthorization: true,
       });
     } catch (err) {
-      this.lastError = describe(err);
+      this.lastError = this.describe(err);
       throw new OAuthTokenError(this.label, this.lastError);
     }
     if (!mode.url || !mode.verifier) throw new OAuthTokenError(this.label, 'the authorization server did not start an authorization');
@@ -371,7 +377,7 @@ export class ServerAuth {
       });
       if (r !== 'AUTHORIZED') throw new Error('authorization did not complete');
     } catch (err) {
-      this.lastError = describe(err);
+      this.lastError = this.describe(err);
       throw new OAuthTokenError(this.label, this.lastError);
     }
     this.lastError = undefined;
@@ -435,10 +441,8 @@ export class ServerAuth {
         const entry: TokenEntry = { tokens: tokens as OAuthTokens, obtained_at: now, expires_at: tokens.expires_in ? now + tokens.expires_in * 1000 : null };
         // Keep a refresh token the server did not rotate.
         if (!entry.tokens.refresh_token && self.cached?.tokens.refresh_token) entry.tokens = { ...entry.tokens, refresh_token: self.cached.tokens.refresh_token };
-        self.remember(entry);
         await self.store.set(keys.tokens(self.label), entry);
-        self.cached = entry;
-        self.loaded = true;
+        self.adopt(entry);
       },
       redirectToAuthorization(url) {
         if (mode.kind === 'authorize') mode.url = url;
@@ -456,7 +460,12 @@ export class ServerAuth {
         if (s.resourceMetadataUrl) self.resourceMetadataUrl ??= new URL(s.resourceMetadataUrl);
       },
       async invalidateCredentials(scope) {
-        if (scope === 'all' || scope === 'tokens') await self.dropTokens();
+        if (scope === 'all' || scope === 'tokens') {
+          // A refused refresh token may only mean another instance rotated it first: adopt theirs.
+          const stored = await self.store.get<TokenEntry>(keys.tokens(self.label));
+          if (scope === 'tokens' && stored?.tokens.refresh_token && stored.tokens.refresh_token !== self.cached?.tokens.refresh_token) self.adopt(stored);
+          else await self.dropTokens();
+        }
         if ((scope === 'all' || scope === 'client') && !preregistered) await self.store.deletePrefix(keys.client(self.label));
         if (scope === 'all' || scope === 'discovery') self.discovery = undefined;
       },
