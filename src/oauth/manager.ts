@@ -281,9 +281,9 @@ export class ServerAuth {
   private async token(): Promise<string | undefined> {
     let e = await this.current();
     if (!e) {
-      if (this.cfg.grant === 'authorization_code') throw new OAuthAuthorizationRequiredError(this.label);
-      // client_credentials: let the first 401 carry WWW-Authenticate (resource metadata, scope).
-      if (!this.discovery) return undefined;
+      // Let the server's 401 carry WWW-Authenticate (resource metadata, scope): authorization_code
+      // remembers it for the admin's authorization and answers "needs authorization".
+      if (this.cfg.grant === 'authorization_code' || !this.discovery) return undefined;
       await this.renew(false);
       e = this.cached;
     } else if (this.nearExpiry(e)) {
@@ -305,8 +305,8 @@ export class ServerAuth {
         return;
       }
       if (after401 && this.cfg.grant === 'authorization_code' && !stored?.tokens.refresh_token) {
-        // Nothing to refresh with: the access token was refused, only an admin can fix it.
-        await this.dropTokens();
+        // Nothing to refresh with: the access token (if any) was refused, only an admin can fix it.
+        if (stored || this.cached) await this.dropTokens();
         throw new OAuthAuthorizationRequiredError(this.label);
       }
       let result: string;
@@ -324,7 +324,7 @@ export class ServerAuth {
         throw new OAuthTokenError(this.label, this.lastError);
       }
       if (result !== 'AUTHORIZED') {
-        await this.dropTokens();
+        if (stored || this.cached) await this.dropTokens();
         throw new OAuthAuthorizationRequiredError(this.label);
       }
       this.lastError = undefined;
