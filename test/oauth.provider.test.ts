@@ -151,3 +151,50 @@ describe('egress guard on OAuth URLs', () => {
     }
   });
 });
+
+test('scope: the record first, else the WWW-Authenticate challenge', async () => {
+  // The challenge asks for more than scopes_supported lists: which one is used shows the order.
+  const greedy = await startOAuthMcpServer({ issuer: as.issuer, challengeScope: 'mcp:tools mcp:admin', scopesSupported: ['mcp:tools'] });
+  try {
+    const connect = async (scope?: string) => {
+      const m = manager();
+      const record = ServerRecordSchema.parse({
+        server_label: 'greedy',
+        server_url: greedy.url,
+        allow_private_network: true,
+        oauth: { grant: 'client_credentials', client_id: 'cc-client', client_secret: '${CC_SECRET}', ...(scope ? { scope } : {}) },
+      });
+      const client = new Client({ name: 't', version: '1' });
+      try {
+        await client.connect(new StreamableHTTPClientTransport(new URL(greedy.url), { authProvider: m.authProviderFor(record, { allowPrivate: true, allowCidrs: [] }) }));
+        return 'ok';
+      } catch (e) {
+        return String((e as Error).message);
+      } finally {
+        await client.close().catch(() => undefined);
+      }
+    };
+    expect(await connect('mcp:tools')).toBe('ok');
+    expect((await as.stats()).scopes.at(-1)).toBe('mcp:tools');
+    // No record scope: the challenge's scope is what the token request asks for.
+    await connect();
+    expect((await as.stats()).scopes.at(-1)).toBe('mcp:tools mcp:admin');
+  } finally {
+    await greedy.close();
+  }
+});
+
+test('an edited oauth config does not reuse tokens obtained for the old one', async () => {
+  const store = new SecretStore(new MemoryKv(), new SecretBox(randomBytes(32)));
+  const mk = () =>
+    new OAuthManager({ store, persistent: true, publicUrl: 'http://127.0.0.1:1', fetchFor: guardedFetchFor(agents), env: { CC_SECRET }, logger: pino({ level: 'silent' }), secrets: new SecretValues() });
+  const r1 = rec({ server_label: 'edit', oauth: { grant: 'client_credentials', client_id: 'cc-client', client_secret: '${CC_SECRET}' } });
+  const m1 = mk();
+  const c1 = new Client({ name: 't', version: '1' });
+  await c1.connect(new StreamableHTTPClientTransport(new URL(mcp.url), { authProvider: m1.authProviderFor(r1, { allowPrivate: true, allowCidrs: [] }) }));
+  await c1.close();
+  expect((await m1.status(r1))!.expires_at).not.toBeNull();
+  const r2 = rec({ server_label: 'edit', oauth: { grant: 'client_credentials', client_id: 'cc-client', client_secret: '${CC_SECRET}', scope: 'mcp:tools' } });
+  expect((await mk().status(r2))!.expires_at).toBeNull();
+  expect((await mk().status(r1))!.expires_at).not.toBeNull();
+});

@@ -37,6 +37,8 @@ export interface OAuthStatus {
 }
 
 interface TokenEntry {
+  /** The record's oauth config (and URL) the tokens were obtained for: an edited record starts over. */
+  config?: string;
   tokens: OAuthTokens;
   obtained_at: number;
   expires_at: number | null;
@@ -252,9 +254,19 @@ export class ServerAuth {
   /** The tokens in use; without any, the shared store is asked again (another instance may have them). */
   private async current(): Promise<TokenEntry | undefined> {
     if (this.cached) return this.cached;
-    const stored = await this.store.get<TokenEntry>(keys.tokens(this.label));
+    const stored = await this.stored();
     if (stored) this.adopt(stored);
     return stored;
+  }
+
+  /** Tokens in the store, if obtained for this very config. */
+  private async stored(): Promise<TokenEntry | undefined> {
+    const e = await this.store.get<TokenEntry>(keys.tokens(this.label));
+    return e && e.config === this.config ? e : undefined;
+  }
+
+  private get config(): string {
+    return fingerprint(this.cfg, this.serverUrl.href);
   }
 
   private adopt(e: TokenEntry) {
@@ -299,7 +311,7 @@ export class ServerAuth {
     if (after401 && Date.now() - this.lastRenewAt < RENEW_DEBOUNCE_MS) return Promise.resolve();
     const before = this.cached?.tokens.access_token;
     this.renewing = (async () => {
-      const stored = await this.store.get<TokenEntry>(keys.tokens(this.label));
+      const stored = await this.stored();
       if (stored && stored.tokens.access_token !== before && !this.nearExpiry(stored)) {
         this.adopt(stored);
         return;
@@ -438,7 +450,7 @@ export class ServerAuth {
       },
       async saveTokens(tokens) {
         const now = Date.now();
-        const entry: TokenEntry = { tokens: tokens as OAuthTokens, obtained_at: now, expires_at: tokens.expires_in ? now + tokens.expires_in * 1000 : null };
+        const entry: TokenEntry = { config: self.config, tokens: tokens as OAuthTokens, obtained_at: now, expires_at: tokens.expires_in ? now + tokens.expires_in * 1000 : null };
         // Keep a refresh token the server did not rotate.
         if (!entry.tokens.refresh_token && self.cached?.tokens.refresh_token) entry.tokens = { ...entry.tokens, refresh_token: self.cached.tokens.refresh_token };
         await self.store.set(keys.tokens(self.label), entry);
@@ -462,7 +474,7 @@ export class ServerAuth {
       async invalidateCredentials(scope) {
         if (scope === 'all' || scope === 'tokens') {
           // A refused refresh token may only mean another instance rotated it first: adopt theirs.
-          const stored = await self.store.get<TokenEntry>(keys.tokens(self.label));
+          const stored = await self.stored();
           if (scope === 'tokens' && stored?.tokens.refresh_token && stored.tokens.refresh_token !== self.cached?.tokens.refresh_token) self.adopt(stored);
           else await self.dropTokens();
         }
