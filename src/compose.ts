@@ -12,6 +12,7 @@ import type { ResponseStore } from './responses/store.js';
 import { createApp, type Readiness } from './http/app.js';
 import { Credentials } from './http/auth.js';
 import { AgentPool, parseCidrs } from './mcp/egress.js';
+import { classifyUpstreamError } from './mcp/failure.js';
 import { UpstreamLimits } from './mcp/limits.js';
 import { SessionPool } from './mcp/pool.js';
 import { Upstreams } from './mcp/upstreams.js';
@@ -81,7 +82,8 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
       // The server's tools changed for every instance and every credential set.
       bus.publish({ kind: 'tools_changed', serverKey: key.split('|')[0]! });
     },
-    onError: (key, err) => logger.debug({ session: key.split('|')[0]?.replace(/^inline:(https?:\/\/[^/]+).*/, 'inline:$1'), err: err.message }, 'upstream session error'),
+    // Classified text only: an SDK message may carry the URL, its query or the server's body.
+    onError: (key, err) => logger.debug({ session: key.split('|')[0]?.replace(/^inline:(https?:\/\/[^/]+).*/, 'inline:$1'), err: classifyUpstreamError(err).message }, 'upstream session error'),
   });
   const upstreams = new Upstreams(pool, agents, limits, {
     maxUpstreamBytes: env.BROKER_MAX_UPSTREAM_BYTES,

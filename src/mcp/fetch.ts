@@ -1,6 +1,15 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { setMaxListeners } from 'node:events';
 import { fetch as undiciFetch, type Agent } from 'undici';
 import type { FetchLike } from '@modelcontextprotocol/client';
+
+/**
+ * The abort signal of the broker request (one tools/list page or tools/call) being sent.
+ * The SDK aborts the HTTP request itself only in the 2026-07-28 era; in the legacy era it
+ * sends notifications/cancelled and leaves the POST open. Every upstream fetch made inside
+ * `requestScope.run(signal, …)` is aborted with that signal (timeout, caller disconnect, done).
+ */
+export const requestScope = new AsyncLocalStorage<AbortSignal>();
 
 /** JSON-RPC error code the broker synthesizes when an upstream response passes the size cap. */
 export const RESPONSE_TOO_LARGE = -32097;
@@ -124,9 +133,11 @@ async function readCapped(body: ReadableStream<Uint8Array>, max: number): Promis
  */
 export function createUpstreamFetch(agent: Agent, maxBytes: number): FetchLike {
   return async (url, init) => {
+    const scoped = requestScope.getStore();
+    const signal = scoped && init?.signal ? AbortSignal.any([init.signal, scoped]) : (scoped ?? init?.signal ?? undefined);
     // Not 0: Node 20's getMaxListeners() throws for a limit of 0, and undici 7 calls it.
-    if (init?.signal) setMaxListeners(1_000_000, init.signal);
-    const res = (await undiciFetch(url as string, { ...(init as object), dispatcher: agent })) as unknown as Response;
+    if (signal) setMaxListeners(1_000_000, signal);
+    const res = (await undiciFetch(url as string, { ...(init as object), signal, dispatcher: agent })) as unknown as Response;
     if (!res.body) return res;
     // Only an overflowing answer needs the request's JSON-RPC id: parse the body then, not per call.
     const idOf = () => requestIdOf(init?.body);
