@@ -13,6 +13,7 @@ import { createApp, type Readiness } from './http/app.js';
 import { Credentials } from './http/auth.js';
 import { AgentPool, parseCidrs } from './mcp/egress.js';
 import { classifyUpstreamError } from './mcp/failure.js';
+import { scrub } from './util/scrub.js';
 import { UpstreamLimits } from './mcp/limits.js';
 import { SessionPool } from './mcp/pool.js';
 import { Upstreams } from './mcp/upstreams.js';
@@ -127,6 +128,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     registry,
     (e) => broker?.definitionChanged(e),
     (label, err) => logger.warn({ server_label: label, err: err.message }, 'tool pins not saved; will retry at the next listing'),
+    { scrub: (text) => scrub(text, o.secrets.all()) },
   );
   const publicUrl = (env.BROKER_PUBLIC_URL ?? `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${env.PORT}`).replace(/\/$/, '');
   broker = new Broker({
