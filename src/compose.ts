@@ -128,7 +128,8 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     registry,
     (e) => broker?.definitionChanged(e),
     (label, err) => logger.warn({ server_label: label, err: err.message }, 'tool pins not saved; will retry at the next listing'),
-    { scrub: (text) => scrub(text, o.secrets.all()) },
+    // The listing cache holds at most 16 maximal listings' worth of definitions (128 MiB by default).
+    { scrub: (text) => scrub(text, o.secrets.all()), maxBytes: 16 * env.BROKER_MAX_LISTING_BYTES },
   );
   const publicUrl = (env.BROKER_PUBLIC_URL ?? `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${env.PORT}`).replace(/\/$/, '');
   broker = new Broker({

@@ -141,6 +141,14 @@ describe('eras and negotiation', () => {
     expect((await status(b)).protocol_in_use).toBeNull();
   });
 
+  it('never downgrades on an unrelated error: a 429 to server/discover sends no initialize', async () => {
+    b = await startBroker({ servers: [record('up', hs.url('rate_probe'))] });
+    const l = await list(b);
+    expect(l.status).toBe(424);
+    expect(l.body.error.message).toMatch(/429/);
+    expect(hs.seen.rate_probe).toEqual(['server/discover']);
+  });
+
   it('set-up is bounded by the record’s call_timeout_ms', async () => {
     b = await startBroker({ servers: [record('up', hs.url('hang_setup'), { call_timeout_ms: 300 })] });
     const started = Date.now();

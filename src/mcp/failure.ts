@@ -1,7 +1,7 @@
 import { ProtocolError, SdkError, SdkErrorCode, SdkHttpError, SseError } from '@modelcontextprotocol/client';
 import { STATUS_CODES } from 'node:http';
 import { findEgressDenied } from './egress.js';
-import { RESPONSE_TOO_LARGE } from './fetch.js';
+import { ProbeNotAnswered, RESPONSE_TOO_LARGE } from './fetch.js';
 import { ListingTooLargeError } from './session.js';
 
 /** What went wrong talking to an MCP server, in the terms items and 424s are built from. */
@@ -90,6 +90,8 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
         // 2026-07-28 in-band input requests (sampling, elicitation): the broker offers none.
         return { kind: 'protocol', code: -32603, message: 'The MCP server asked the client for input (such as sampling or elicitation) that the broker does not offer.' };
       case SdkErrorCode.EraNegotiationFailed: {
+        const unanswered = causes(err).find((e): e is ProbeNotAnswered => e instanceof ProbeNotAnswered);
+        if (unanswered) return { kind: 'http', status: unanswered.status, code: 'http_error', message: statusText(unanswered.status) };
         const net = causes(err).find((e) => e !== err && (isNetworkTypeError(e) || findEgressDenied(e)));
         if (net) return classifyUpstreamError(net);
         return { kind: 'http', status: 502, code: 'http_error', message: clipReason(stripQueries(err.message)) };
@@ -125,7 +127,8 @@ export function isServerFault(err: unknown, callerAborted = false): boolean {
   if (err instanceof SdkHttpError || err instanceof SseError) return f.status >= 500;
   // Answers the broker could not use at all: malformed JSON, HTML, an unexpected content type.
   if (err instanceof SyntaxError) return true;
-  if (err instanceof SdkError) return err.code === SdkErrorCode.ClientHttpUnexpectedContent || err.code === SdkErrorCode.EraNegotiationFailed;
+  if (err instanceof SdkError && err.code === SdkErrorCode.EraNegotiationFailed) return f.status >= 500;
+  if (err instanceof SdkError) return err.code === SdkErrorCode.ClientHttpUnexpectedContent;
   // Anything else (a request fetch would not build, an SDK-side check) is not the server failing.
   return false;
 }

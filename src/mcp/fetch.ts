@@ -24,6 +24,19 @@ function requestIdOf(body: unknown): string | number | undefined {
   }
 }
 
+/**
+ * An answer to the 2026-07-28 negotiation probe that says nothing about the server's era
+ * (rate limited, timed out, too early): failing the probe keeps the SDK from reading it as
+ * the revision's fallback signal (security.md 35: no downgrade on an unrelated error).
+ */
+export class ProbeNotAnswered extends Error {
+  constructor(readonly status: number) {
+    super(`the MCP server answered the protocol negotiation with HTTP ${status}`);
+  }
+}
+const UNRELATED_TO_ERA = new Set([408, 425, 429]);
+const isProbe = (body: unknown) => typeof body === 'string' && body.length < 100_000 && body.includes('"server/discover"');
+
 /** subscriptions/listen (2026-07-28) is a POST whose stream stays open by design. */
 function isListen(body: unknown): boolean {
   return typeof body === 'string' && body.length < 100_000 && body.includes('"subscriptions/listen"');
@@ -138,6 +151,10 @@ export function createUpstreamFetch(agent: Agent, maxBytes: number): FetchLike {
     // Not 0: Node 20's getMaxListeners() throws for a limit of 0, and undici 7 calls it.
     if (signal) setMaxListeners(1_000_000, signal);
     const res = (await undiciFetch(url as string, { ...(init as object), signal, dispatcher: agent })) as unknown as Response;
+    if (UNRELATED_TO_ERA.has(res.status) && init?.method === 'POST' && isProbe(init.body)) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new ProbeNotAnswered(res.status);
+    }
     if (!res.body) return res;
     // Only an overflowing answer needs the request's JSON-RPC id: parse the body then, not per call.
     const idOf = () => requestIdOf(init?.body);

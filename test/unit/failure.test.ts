@@ -3,6 +3,7 @@ import { parseEnv, maxInflightPerServer } from '../../src/config/env.js';
 import { classifyUpstreamError, isServerFault, stripQueries } from '../../src/mcp/failure.js';
 import { isSessionRefusal, ListingTooLargeError } from '../../src/mcp/session.js';
 import { BrokerCapacityError } from '../../src/mcp/failure.js';
+import { ProbeNotAnswered } from '../../src/mcp/fetch.js';
 import { statusText, unsupportedReason } from '../../src/catalog/catalog.js';
 
 const net = (code: string) => new TypeError('fetch failed', { cause: Object.assign(new Error(code), { code }) });
@@ -30,6 +31,7 @@ describe('upstream failures: what reaches the caller, and what counts toward the
     ['the listing bound', new ListingTooLargeError('over 10 bytes'), { kind: 'http', status: 413, message: 'tool list too large (over 10 bytes)' }, false],
     ['the broker’s own capacity refusal', new BrokerCapacityError(429, 'upstream_busy', 'busy', 1), { kind: 'http', status: 429 }, false],
     ['an SSE stream error with a status', new SseError(502, 'bad gateway', {} as never), { kind: 'http', status: 502 }, true],
+    ['a negotiation probe answered 429 (no era signal)', new SdkError(SdkErrorCode.EraNegotiationFailed, 'probe failed', undefined, { cause: new ProbeNotAnswered(429) }), { kind: 'http', status: 429 }, false],
     ['a negotiation probe that could not connect', new SdkError(SdkErrorCode.EraNegotiationFailed, 'probe failed', undefined, { cause: net('ECONNREFUSED') }), { code: 'connection_error' }, true],
   ];
   it.each(cases)('%s', (_n, err, expected, counts) => {
