@@ -262,6 +262,13 @@ export class UpstreamSession {
       throw new Error('session closed');
     }
     this.live = live;
+    // 2026-07-28: change notifications ride subscriptions/listen. If the server ends it (a
+    // restart), notifications may have been missed: forget the listing, listen anew next time.
+    void client.autoOpenedSubscription?.closed.then((how) => {
+      if (how === 'local' || this.live !== live) return;
+      void this.reset(live);
+      this.opts.onToolsChanged();
+    });
     this.transportInUse = kind;
     this.protocolInUse = client.getNegotiatedProtocolVersion() ?? (live.era === 'modern' ? MODERN_REVISION : undefined);
     const t = this.target;
