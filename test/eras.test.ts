@@ -141,6 +141,26 @@ describe('eras and negotiation', () => {
     expect((await status(b)).protocol_in_use).toBeNull();
   });
 
+  it('a tools/list_changed during a listing marks it stale; the listing still answers its callers', async () => {
+    b = await startBroker({ servers: [record('up', hs.url('notify_list'))] });
+    const [one, two] = await Promise.all([list(b), list(b)]);
+    expect(one.status).toBe(200);
+    expect(two.status).toBe(200);
+    expect(one.body.tools.map((t: { name: string }) => t.name)).toEqual(['t']);
+    expect(hs.seen.notify_list!.filter((m) => m === 'tools/list')).toHaveLength(1); // one shared listing
+    const three = await list(b);
+    expect(three.headers.get('x-mcp-cache')).toBe('miss'); // the stale result was not kept
+    expect((await call(b, 't')).body.status).toBe('completed');
+  });
+
+  it('never downgrades on an unrelated error: a 429 to server/discover sends no initialize', async () => {
+    b = await startBroker({ servers: [record('up', hs.url('rate_probe'))] });
+    const l = await list(b);
+    expect(l.status).toBe(424);
+    expect(l.body.error.message).toMatch(/429/);
+    expect(hs.seen.rate_probe).toEqual(['server/discover']);
+  });
+
   it('set-up is bounded by the record’s call_timeout_ms', async () => {
     b = await startBroker({ servers: [record('up', hs.url('hang_setup'), { call_timeout_ms: 300 })] });
     const started = Date.now();

@@ -20,7 +20,8 @@ describe.each([
     await ev?.close();
   });
   beforeEach(async () => {
-    b = await startBroker({ servers: [record('ev', ev.url, { transport: 'auto' })] });
+    // A breaker that opens on the first counted failure: session refusals must never count.
+    b = await startBroker({ servers: [record('ev', ev.url, { transport: 'auto' })], tuning: { breakerThreshold: 1, breakerHalfOpenMs: 60_000 } });
   });
   afterEach(async () => {
     await b?.close();
