@@ -210,6 +210,12 @@ describe('authorization_code', () => {
     expect(r.status).toBe(400);
     expect((await r.json()).error.param).toBe('state');
     expect((await b.call('GET', '/admin/servers/late', admin)).body.status.oauth.state).toBe('needs_authorization');
+    // Waiting for an admin is not the server failing: the breaker stays closed.
+    for (let i = 0; i < 7; i++) {
+      const r = await b.call('POST', '/v1/mcp/list_tools', { body: { tool: tool('late') } });
+      expect(r.status).toBe(424);
+      expect(r.body.error.message).toMatch(/admin must authorize/);
+    }
   });
 
   test('authorize on a server without an authorization_code grant is 400; unknown label 404', async () => {
