@@ -107,6 +107,13 @@ describe('client_credentials', () => {
     expect(readFileSync(sealed, 'utf8')).not.toMatch(/access_token|client_secret|refresh_token/);
   });
 
+  test("the record's token wins over a caller's authorization", async () => {
+    const callerToken = `caller-${randomBytes(8).toString('hex')}`;
+    const r = await b.call('POST', '/v1/mcp/call', { body: { tool: { ...tool('cc'), authorization: callerToken }, name: 'whoami', arguments: {} } });
+    expect(r.status).toBe(200);
+    expect(mcp.stats.tokens).not.toContain(callerToken);
+  });
+
   test('a record with both oauth and an Authorization header is refused', async () => {
     const r = await b.call('POST', '/admin/servers', {
       ...admin,
