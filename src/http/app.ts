@@ -13,6 +13,8 @@ import { approvalRoutes } from './routes/approvals.js';
 import { consoleAdminRoutes, consoleRoutes } from './routes/console.js';
 import { keyRoutes } from './routes/keys.js';
 import { mcpRoutes } from './routes/mcp.js';
+import { adminOAuthRoutes, oauthPublicRoutes } from './routes/oauth.js';
+import type { OAuthManager } from '../oauth/manager.js';
 
 export interface Readiness {
   loaded: boolean;
@@ -31,6 +33,8 @@ export interface AppDeps {
   logger: Logger;
   readiness: Readiness;
   maxBodyBytes: number;
+  /** Upstream OAuth (SPEC §12). */
+  oauth?: OAuthManager;
   /** The Responses layer's routes, when built. */
   responses?: Router;
 }
@@ -71,7 +75,10 @@ export function createApp(d: AppDeps): Express {
   // Every /v1/* request of a named key counts toward its rate limit; grants bind after the body.
   const limit = limitRate(d.rateLimiter);
   app.use('/console', consoleRoutes());
-  app.use('/admin', authenticate(d.credentials, ['admin']), json, adminRoutes(d.broker), keyRoutes(d.keys, d.logger), consoleAdminRoutes(d.broker));
+  if (d.oauth) app.use('/oauth', oauthPublicRoutes(d.broker.d.registry, d.oauth));
+  const admin = [adminRoutes(d.broker, d.oauth), keyRoutes(d.keys, d.logger), consoleAdminRoutes(d.broker)];
+  if (d.oauth) admin.push(adminOAuthRoutes(d.broker.d.registry, d.oauth));
+  app.use('/admin', authenticate(d.credentials, ['admin']), json, ...admin);
   app.use('/v1/mcp/approvals', authenticate(d.credentials, ['api', 'approver']), limit, json, approvalVisibility(d.approvals), approvalRoutes(d.approvals));
   app.use('/v1/mcp', authenticate(d.credentials, ['api']), limit, json, bindCaller, mcpRoutes(d.broker));
   if (d.responses) app.use('/v1/responses', authenticate(d.credentials, ['api']), limit, json, bindCaller, d.responses);

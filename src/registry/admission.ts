@@ -26,6 +26,7 @@ export async function admitRecord(record: ServerRecord, env: NodeJS.ProcessEnv):
       param: 'approval.webhook_secret',
     });
   }
+  if (record.oauth?.client_secret !== undefined) checkRefs(record.oauth.client_secret, env, 'oauth.client_secret');
   const host = new URL(record.server_url).hostname.replace(/^\[|\]$/g, '');
   const policy = { allowPrivate: record.allow_private_network, allowCidrs: [] };
   let addresses: string[];
