@@ -196,10 +196,10 @@ export class UpstreamSession {
     try {
       return await this.openWith(first, remembered?.transport === first ? remembered.era : undefined, timeoutMs);
     } catch (err) {
-      if (memo) {
+      if (memo) this.opts.memo.delete(url);
+      if (remembered) {
         // What worked before failed: forget it. Unless the server is unreachable (which says
         // nothing of its era or transport), negotiate once more from scratch (no memo now).
-        this.opts.memo.delete(url);
         const unreachable = isConnectionLost(err) || isNeverSent(err) || (err instanceof SdkError && err.code === SdkErrorCode.RequestTimeout);
         if (unreachable || this.closed) throw err;
         return this.open(timeoutMs);
