@@ -5,31 +5,39 @@ import { WebhookDispatcher } from './approvals/webhooks.js';
 import { Broker } from './broker/broker.js';
 import { webhookEndpoints } from './broker/webhookEndpoints.js';
 import { Catalog } from './catalog/catalog.js';
-import type { Env } from './config/env.js';
+import { maxInflightPerServer, type Env } from './config/env.js';
+import { expansionEnv } from './config/expand.js';
 import { stores } from './stores.js';
 import type { ApprovalStore } from './approvals/store.js';
 import type { ResponseStore } from './responses/store.js';
 import { createApp, type Readiness } from './http/app.js';
 import { Credentials } from './http/auth.js';
+import type { KeyStore } from './keys/store.js';
 import { AgentPool, parseCidrs } from './mcp/egress.js';
+import { classifyUpstreamError } from './mcp/failure.js';
+import { scrub } from './util/scrub.js';
 import { UpstreamLimits } from './mcp/limits.js';
 import { SessionPool } from './mcp/pool.js';
 import { Upstreams } from './mcp/upstreams.js';
 import { Metrics } from './obs/metrics.js';
 import { traceModelCalls } from './obs/tracing.js';
 import { SecretValues } from './obs/logger.js';
-import OpenAI from 'openai';
 import { ResponsesService } from './responses/service.js';
-import { responsesRoutes } from './responses/routes.js';
+import { BackgroundRuns } from './responses/background.js';
+import { responsesRoutes } from './http/routes/responses.js';
+import { OpenAIModelClient } from './responses/upstream/client.js';
 import { ChatCompletionsAdapter } from './responses/upstream/chatCompletions.js';
 import { ResponsesAdapter } from './responses/upstream/responsesApi.js';
 import type { ModelAdapter } from './responses/upstream/types.js';
 import { registeredServerKey, type RegistryStore } from './registry/store.js';
+import { createOAuth } from './oauth/setup.js';
+import type { ServerRecord } from './config/serverRecord.js';
 
 export interface BrokerInstance {
   app: Express;
   broker: Broker;
   registry: RegistryStore;
+  keys: KeyStore;
   approvalStore: ApprovalStore;
   responseStore: ResponseStore;
   readiness: Readiness;
@@ -53,6 +61,9 @@ export interface ComposeOptions {
     webhookLeaseMs: number;
     webhookPollMs: number;
     sseKeepAliveMs: number;
+    /** Lease of a background response's instance (another instance calls it lost after this). */
+    backgroundLeaseMs: number;
+    oauthStateTtlMs: number;
   }>;
   /** The egress dispatchers; injected only by the benchmark's unguarded control. */
   agents?: AgentPool;
@@ -62,20 +73,21 @@ export interface ComposeOptions {
 export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> {
   const { env, logger } = o;
   const t = o.tuning ?? {};
+  // `${NAME}` sees only what BROKER_EXPAND_ENV allows (never the broker's own secrets).
+  const expandEnv = expansionEnv(o.processEnv, env.BROKER_EXPAND_ENV);
   o.secrets.addPermanent(o.adminToken, env.BROKER_APPROVER_TOKEN, env.UPSTREAM_API_KEY, env.APPROVAL_WEBHOOK_SECRET, ...env.BROKER_API_KEYS);
 
   const st = await stores(env, logger, { webhookLeaseMs: t.webhookLeaseMs, webhookPollMs: t.webhookPollMs });
-  const { bus, registry, approvals: approvalStore, responses: responseStore, deliveries: queue } = st;
+  const { bus, registry, keys, approvals: approvalStore, responses: responseStore, deliveries: queue } = st;
   const agents = o.agents ?? new AgentPool();
   const limits = new UpstreamLimits({
-    maxInflightPerOrigin: env.BROKER_MAX_INFLIGHT_PER_ORIGIN,
+    maxInflightPerServer: maxInflightPerServer(env),
     maxInflight: env.BROKER_MAX_INFLIGHT,
     breakerThreshold: t.breakerThreshold ?? 5,
     breakerHalfOpenMs: t.breakerHalfOpenMs ?? 10_000,
   });
   let catalog: Catalog | undefined;
   const pool = new SessionPool({
-    connectTimeoutMs: 10_000,
     idleMs: t.sessionIdleMs ?? 10 * 60_000,
     max: 5000,
     onToolsChanged: (key) => {
@@ -83,16 +95,46 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
       // The server's tools changed for every instance and every credential set.
       bus.publish({ kind: 'tools_changed', serverKey: key.split('|')[0]! });
     },
-    onError: (key, err) => logger.debug({ session: key.split('|')[0]?.replace(/^inline:(https?:\/\/[^/]+).*/, 'inline:$1'), err: err.message }, 'upstream session error'),
+    // Classified text only: an SDK message may carry the URL, its query or the server's body.
+    onError: (key, err) => logger.debug({ session: key.split('|')[0]?.replace(/^inline:(https?:\/\/[^/]+).*/, 'inline:$1'), err: classifyUpstreamError(err).message }, 'upstream session error'),
   });
-  const upstreams = new Upstreams(pool, agents, limits, env.BROKER_MAX_UPSTREAM_BYTES);
-  const approvals = new ApprovalService(approvalStore, { ttlS: env.APPROVAL_TTL_S, maxPendingPerKey: env.BROKER_MAX_PENDING_APPROVALS });
+  const publicUrl = (env.BROKER_PUBLIC_URL ?? `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${env.PORT}`).replace(/\/$/, '');
+  // Upstream OAuth (SPEC §12): tokens sealed under BROKER_SECRET_KEY in the registry's store.
+  const oauth = await createOAuth({ env, conn: st.conn, registry, agents, publicUrl, processEnv: o.processEnv, logger, secrets: o.secrets, stateTtlMs: t.oauthStateTtlMs }).catch(async (e) => {
+    await st.close();
+    throw e;
+  });
+  const upstreams = new Upstreams(pool, agents, limits, {
+    authFor: (t) => {
+      const r = t.record as ServerRecord | undefined;
+      return r?.oauth ? oauth.authProviderFor(r, t.egress) : undefined;
+    },
+    maxUpstreamBytes: env.BROKER_MAX_UPSTREAM_BYTES,
+    listing: { maxBytes: env.BROKER_MAX_LISTING_BYTES, maxTools: 10_000, maxPages: 100 },
+    // Once per upstream failure; never a URL path, query, header value or argument.
+    onFailure: (e) =>
+      logger.warn(
+        {
+          server_label: e.server,
+          method: e.method,
+          kind: e.failure.kind === 'protocol' ? 'protocol_error' : e.failure.code,
+          ...(e.failure.kind === 'protocol' ? { jsonrpc_code: e.failure.code } : { http_status: e.failure.status }),
+          server_fault: e.server_fault,
+        },
+        'mcp upstream failure',
+      ),
+  });
+  const approvals = new ApprovalService(approvalStore, {
+    ttlS: env.APPROVAL_TTL_S,
+    maxPendingPerKey: env.BROKER_MAX_PENDING_APPROVALS,
+    maxBytesPerKey: env.BROKER_MAX_APPROVAL_BYTES,
+  });
   const defaultWebhook = env.APPROVAL_WEBHOOK_URL ? { url: env.APPROVAL_WEBHOOK_URL, secret: env.APPROVAL_WEBHOOK_SECRET! } : undefined;
   const webhooks = new WebhookDispatcher({
     agent: agents.get({ allowPrivate: true, allowCidrs: [] }),
     logger: logger.child({ component: 'webhooks' }),
     queue,
-    resolve: webhookEndpoints({ registry, env: o.processEnv, defaultWebhook, logger }),
+    resolve: webhookEndpoints({ registry, env: expandEnv, defaultWebhook, logger }),
     // An approver may answer the POST itself: that is its decision.
     onAnswer: (id, answer) =>
       void approvals.decide(id, { kind: 'approver' }, answer).catch((e: Error) => logger.info({ approval: id, err: e.message }, 'webhook answer not applied')),
@@ -112,8 +154,9 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     registry,
     (e) => broker?.definitionChanged(e),
     (label, err) => logger.warn({ server_label: label, err: err.message }, 'tool pins not saved; will retry at the next listing'),
+    // The listing cache holds at most 16 maximal listings' worth of definitions (128 MiB by default).
+    { scrub: (text) => scrub(text, o.secrets.all()), maxBytes: 16 * env.BROKER_MAX_LISTING_BYTES },
   );
-  const publicUrl = (env.BROKER_PUBLIC_URL ?? `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${env.PORT}`).replace(/\/$/, '');
   broker = new Broker({
     registry,
     catalog,
@@ -124,7 +167,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
       allowInline: env.BROKER_ALLOW_INLINE_SERVERS,
       allowHttp: env.BROKER_EGRESS_ALLOW_HTTP,
       allowCidrs: parseCidrs(env.BROKER_EGRESS_ALLOW_CIDRS),
-      env: o.processEnv,
+      env: expandEnv,
     },
     publicUrl,
     approvalTtlS: env.APPROVAL_TTL_S,
@@ -142,17 +185,29 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     catalog!.invalidateServer(key);
     pool.drop(`${key}|`);
     webhooks.enableAll();
+    void registry
+      .get(label)
+      .then((r) => oauth.forget(label, !r))
+      .catch((e: Error) => logger.warn({ server_label: label, err: e.message }, 'OAuth state of a changed server not cleared'));
   });
 
   const readiness: Readiness = { loaded: true, draining: false, storeHealthy: () => st.healthy() };
-  const credentials = new Credentials({ adminToken: o.adminToken, approverToken: env.BROKER_APPROVER_TOKEN, apiKeys: env.BROKER_API_KEYS });
+  const credentials = new Credentials({ adminToken: o.adminToken, approverToken: env.BROKER_APPROVER_TOKEN, apiKeys: env.BROKER_API_KEYS, keys });
   let adapter: ModelAdapter | undefined;
   if (env.UPSTREAM_BASE_URL) {
-    const client = new OpenAI({ baseURL: env.UPSTREAM_BASE_URL, apiKey: env.UPSTREAM_API_KEY ?? 'unset', timeout: env.UPSTREAM_TIMEOUT_MS, maxRetries: 0 });
+    const client = new OpenAIModelClient({ baseURL: env.UPSTREAM_BASE_URL, apiKey: env.UPSTREAM_API_KEY ?? 'unset', timeoutMs: env.UPSTREAM_TIMEOUT_MS });
     adapter = env.UPSTREAM_API === 'responses' ? new ResponsesAdapter(client) : new ChatCompletionsAdapter(client);
     adapter = traceModelCalls(adapter, { provider: 'openai', baseUrl: env.UPSTREAM_BASE_URL });
   }
+  const background = new BackgroundRuns({
+    store: responseStore,
+    bus,
+    logger: logger.child({ component: 'background' }),
+    leaseMs: t.backgroundLeaseMs ?? env.BROKER_BACKGROUND_LEASE_MS,
+    maxRunning: env.BROKER_MAX_BACKGROUND_RESPONSES,
+  });
   const responses = new ResponsesService({
+    background,
     broker,
     metrics,
     approvals,
@@ -166,10 +221,13 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     broker,
     approvals,
     credentials,
+    keys,
+    rateLimiter: st.rateLimiter,
     metrics,
     logger,
     readiness,
     maxBodyBytes: env.BROKER_MAX_BODY_BYTES,
+    oauth,
     responses: responsesRoutes(responses, { keepAliveMs: t.sseKeepAliveMs }),
   });
 
@@ -177,13 +235,18 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     app,
     broker,
     registry,
+    keys,
     approvalStore,
     responseStore,
     readiness,
     metrics,
     async close() {
+      // Background runs still going end here: failed, code instance_shutdown.
+      background.abortAll();
+      await Promise.race([background.drain(), new Promise((r) => setTimeout(r, 2000).unref())]);
       await webhooks.close();
       await upstreams.close();
+      await oauth.close();
       await st.close();
     },
   };

@@ -4,7 +4,11 @@ import { RedisApprovalStore } from './approvals/redisStore.js';
 import type { ApprovalStore } from './approvals/store.js';
 import { MemoryDeliveryQueue, RedisDeliveryQueue, type DeliveryQueue } from './approvals/queue.js';
 import { ConfigError, type Env } from './config/env.js';
-import { FileRegistryStore, readServersFile } from './registry/fileStore.js';
+import { FileKeyStore, parseKeys } from './keys/fileStore.js';
+import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './keys/rateLimit.js';
+import { RedisKeyStore } from './keys/redisStore.js';
+import type { KeyStore } from './keys/store.js';
+import { FileRegistryStore, parseServers, RegistryFile } from './registry/fileStore.js';
 import { RedisRegistryStore } from './registry/redisStore.js';
 import type { RegistryStore } from './registry/store.js';
 import { RedisResponseStore } from './responses/redisStore.js';
@@ -18,6 +22,9 @@ export interface Stores {
   conn: RedisConnection | undefined;
   bus: ClusterBus;
   registry: RegistryStore;
+  /** Named API keys, beside the registry (file section or Redis). */
+  keys: KeyStore;
+  rateLimiter: RateLimiter;
   approvals: ApprovalStore;
   responses: ResponseStore;
   deliveries: DeliveryQueue;
@@ -34,12 +41,16 @@ export interface StoreTuning {
 /** `BROKER_STORE` switches every store, in this one place (SPEC §9). */
 export async function stores(env: Env, logger: Logger, t: StoreTuning = {}): Promise<Stores> {
   if (!env.BROKER_STORE) {
-    const registry = await FileRegistryStore.open(env.BROKER_CONFIG);
+    const file = await RegistryFile.open(env.BROKER_CONFIG);
+    const registry = FileRegistryStore.on(file);
+    const keys = FileKeyStore.on(file);
     const approvals = new MemoryApprovalStore();
     return {
       conn: undefined,
       bus: localBus,
       registry,
+      keys,
+      rateLimiter: new MemoryRateLimiter(),
       approvals,
       responses: new MemoryResponseStore(),
       deliveries: new MemoryDeliveryQueue(),
@@ -56,12 +67,16 @@ export async function stores(env: Env, logger: Logger, t: StoreTuning = {}): Pro
   });
   const bus = new RedisBus(conn);
   await bus.ready();
-  const registry = await RedisRegistryStore.open(conn, bus, logger, await readServersFile(env.BROKER_CONFIG));
+  const file = await RegistryFile.open(env.BROKER_CONFIG);
+  const registry = await RedisRegistryStore.open(conn, bus, logger, parseServers(file));
+  const keys = await RedisKeyStore.open(conn, logger, parseKeys(file));
   const approvals = new RedisApprovalStore(conn, bus);
   return {
     conn,
     bus,
     registry,
+    keys,
+    rateLimiter: new RedisRateLimiter(conn),
     approvals,
     responses: new RedisResponseStore(conn, logger),
     deliveries: new RedisDeliveryQueue(conn, logger.child({ component: 'webhooks' }), { leaseMs: t.webhookLeaseMs, pollMs: t.webhookPollMs }),
@@ -69,6 +84,7 @@ export async function stores(env: Env, logger: Logger, t: StoreTuning = {}): Pro
     async close() {
       await approvals.close();
       await registry.close();
+      await keys.close();
       await conn.close();
     },
   };

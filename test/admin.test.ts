@@ -45,9 +45,10 @@ describe('admin API', () => {
     const list = await admin('GET', '/admin/servers');
     expect(list.body).toMatchObject({ object: 'list', data: [{ server_label: 'crm' }] });
 
-    // ${NAME} is expanded when used: the upstream sees the real token.
+    // ${NAME} is expanded when used: the upstream sees the real token (and the caller never does).
     const who = await b.call('POST', '/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'Crm' }, name: 'whoami', arguments: {} } });
-    expect(JSON.parse(who.body.output).authorization).toBe('Bearer crm-secret-value-123');
+    expect(mcp.counters.headers.at(-1)?.authorization).toBe('Bearer crm-secret-value-123');
+    expect(JSON.parse(who.body.output).authorization).toBe('<redacted>');
 
     const got = await admin('GET', '/admin/servers/CRM');
     expect(got.status).toBe(200);
@@ -104,6 +105,14 @@ describe('admin API', () => {
   it('a missing ${NAME} is named in the error', async () => {
     const r = await admin('POST', '/admin/servers', { server_label: 'a', server_url: 'http://x.example', headers: { A: 'Bearer ${NOT_SET_ANYWHERE}' } });
     expect(r.body.error.message).toContain('NOT_SET_ANYWHERE');
+  });
+
+  it('a malformed percent-escape in a path is a 400, not a 500', async () => {
+    for (const path of ['/admin/servers/%E0%A4%A', '/admin/keys/%E0%A4%A', '/admin/servers/%ZZ/refresh']) {
+      const r = await b.call(path.endsWith('refresh') ? 'POST' : 'GET', path, { token: ADMIN });
+      expect(r.status).toBe(400);
+      expect(r.body.error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_value' });
+    }
   });
 
   it('only the admin token opens /admin', async () => {

@@ -51,7 +51,7 @@ describe('broker API against a real MCP server', () => {
     const add = await b.call('POST', '/v1/mcp/call', { body: { tool, name: 'add', arguments: { a: 2, b: 3 } } });
     expect(add.body).toMatchObject({ status: 'completed', output: '{"sum":5}' });
     const pic = await b.call('POST', '/v1/mcp/call', { body: { tool, name: 'picture', arguments: {} } });
-    expect(pic.body.output).toBe('a picture\n[image: image/png]\n[resource: file:///x.txt]');
+    expect(pic.body.output).toBe('a picture\n[image: image/png]\n[resource: file:///x.txt (name: x)]');
   });
 
   it('a tool error is an mcp_tool_execution_error item', async () => {
@@ -121,7 +121,10 @@ describe('broker API against a real MCP server', () => {
     const r = await b.call('POST', '/v1/mcp/call', {
       body: { tool: { ...tool, authorization: 'caller-oauth-token', headers: { 'x-team': 'caller-team', 'X-Api-Key': 'caller-key' } }, name: 'whoami', arguments: {} },
     });
-    expect(JSON.parse(r.body.output)).toEqual({ authorization: 'Bearer caller-oauth-token', 'x-team': 'record-team', 'x-api-key': 'caller-key' });
+    const seen = mcp.counters.headers.at(-1)!;
+    expect({ authorization: seen.authorization, 'x-team': seen['x-team'], 'x-api-key': seen['x-api-key'] }).toEqual({ authorization: 'Bearer caller-oauth-token', 'x-team': 'record-team', 'x-api-key': 'caller-key' });
+    // Outputs are scrubbed of every credential value (issue 10 item 6).
+    expect(JSON.parse(r.body.output)).toEqual({ authorization: '<redacted>', 'x-team': '<redacted>', 'x-api-key': '<redacted>' });
     // The caller's own broker credential never goes upstream.
     for (const h of mcp.counters.headers) expect(JSON.stringify(h)).not.toContain(KEY_A);
   });
@@ -130,15 +133,16 @@ describe('broker API against a real MCP server', () => {
     const r = await b.call('POST', '/v1/mcp/call', {
       body: { tool: { ...tool, headers: { authorization: 'Bearer from-header' }, authorization: 'from-field' }, name: 'whoami', arguments: {} },
     });
-    expect(JSON.parse(r.body.output).authorization).toBe('Bearer from-field');
+    expect(r.status).toBe(200);
+    expect(mcp.counters.headers.at(-1)?.authorization).toBe('Bearer from-field');
     const dup = await b.call('POST', '/v1/mcp/list_tools', { body: { tool: { ...tool, headers: { 'X-Team': 'a', 'x-team': 'b' } } } });
     expect(dup.status).toBe(400);
     expect(dup.body.error).toMatchObject({ code: 'invalid_value', param: 'tool.headers' });
   });
 
   it('each credential set gets its own session and listing', async () => {
-    await b.call('POST', '/v1/mcp/list_tools', { body: { tool: { ...tool, headers: { 'X-Team': 'a' } } } });
-    const other = await b.call('POST', '/v1/mcp/list_tools', { body: { tool: { ...tool, headers: { 'X-Team': 'b' } } } });
+    await b.call('POST', '/v1/mcp/list_tools', { body: { tool: { ...tool, headers: { 'X-Team': 'team-a-value' } } } });
+    const other = await b.call('POST', '/v1/mcp/list_tools', { body: { tool: { ...tool, headers: { 'X-Team': 'team-b-value' } } } });
     expect(other.headers.get('x-mcp-cache')).toBe('miss');
     expect(mcp.counters.list).toBe(2);
     expect(mcp.counters.initialize).toBe(2);

@@ -26,6 +26,12 @@ const body = (shape: fc.Arbitrary<unknown>) =>
     { arbitrary: fc.constantFrom('{"__proto__":{"polluted":1}}', '{"constructor":{"prototype":{"polluted":1}}}', '{"tool":{"type":"mcp","server_label":"fx","headers":{"__proto__":{"polluted":"1"}}}}'), weight: 1 },
   );
 
+const grant = fc.record({ server_label: fc.oneof(label, scalar), allowed_tools: fc.oneof(fc.array(fc.string({ maxLength: 8 }), { maxLength: 3 }), fc.jsonValue()), require_approval: fc.oneof(fc.constantFrom('always', 'never'), fc.jsonValue()) }, { requiredKeys: [] });
+const keyBody = fc.record(
+  { name: fc.oneof(label, scalar), grants: fc.oneof(fc.constant('*'), fc.array(grant, { maxLength: 3 }), scalar), allow_inline_servers: scalar, rate_limit_per_min: fc.oneof(fc.integer({ min: -1, max: 2_000_000 }), scalar), max_pending_approvals: scalar },
+  { requiredKeys: [] },
+);
+
 describe('fuzzing every JSON endpoint', () => {
   let mcp: McpFixture;
   let model: FakeModel;
@@ -37,6 +43,7 @@ describe('fuzzing every JSON endpoint', () => {
     b = await startBroker({ env: { UPSTREAM_BASE_URL: model.url, LOG_LEVEL: 'warn' }, servers: [record('fx', mcp.url, { require_approval: 'always' })] });
     const r = await b.call('POST', '/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'fx' }, name: 'echo', arguments: { text: 'x' } } });
     approvalId = r.body.id;
+    await b.call('POST', '/admin/keys', { token: ADMIN, body: { name: 'k1', grants: '*' } });
   });
   afterAll(async () => {
     await b.close();
@@ -49,6 +56,9 @@ describe('fuzzing every JSON endpoint', () => {
     ['POST', '/v1/mcp/call', KEY_A, body(fc.record({ tool: toolParam, name: fc.oneof(fc.constantFrom('echo', 'add', 'nope'), scalar), arguments: fc.oneof(fc.jsonValue(), fc.string({ maxLength: 20 })), approval_request_id: scalar }, { requiredKeys: [] }))],
     ['POST', '/admin/servers', ADMIN, body(fc.record({ server_label: label, server_url: fc.oneof(fc.constantFrom('http://127.0.0.1:9/mcp', 'https://x.example/mcp', 'ftp://x'), scalar), headers: fc.jsonValue(), require_approval: fc.jsonValue(), approval: fc.jsonValue(), allow_private_network: scalar, tool_cache_ttl_s: scalar }, { requiredKeys: [] }))],
     ['PUT', '/admin/servers/fx2', ADMIN, body(fc.record({ server_label: label, server_url: scalar, transport: scalar }, { requiredKeys: [] }))],
+    ['POST', '/admin/keys', ADMIN, body(keyBody)],
+    ['PUT', '/admin/keys/k1', ADMIN, body(keyBody)],
+    ['POST', '/admin/keys/k1/rotate', ADMIN, body(fc.record({ grace_s: fc.oneof(fc.integer({ min: -5, max: 1_000_000 }), scalar) }, { requiredKeys: [] }))],
     ['POST', '/v1/mcp/approvals/APPROVAL/decision', APPROVER, body(fc.record({ approve: scalar, reason: scalar, arguments_sha256: scalar }, { requiredKeys: [] }))],
     ['POST', '/v1/responses', KEY_A, body(fc.record({ model: fc.oneof(fc.constant('m'), scalar), input: fc.oneof(fc.string({ maxLength: 10 }), fc.array(fc.oneof(fc.record({ role: fc.constantFrom('user', 'assistant', 'x'), content: fc.oneof(fc.string({ maxLength: 8 }), fc.jsonValue()) }), fc.record({ type: fc.constantFrom('mcp_approval_response', 'mcp_call', 'function_call_output', 'item_reference', 'reasoning', 'x'), id: scalar, approval_request_id: scalar, approve: scalar, call_id: scalar, output: scalar })), { maxLength: 3 })), tools: fc.array(toolParam, { maxLength: 2 }), tool_choice: fc.jsonValue(), previous_response_id: scalar, stream: fc.constant(false), max_tool_calls: scalar, temperature: scalar }, { requiredKeys: [] }))],
   ];
@@ -71,6 +81,28 @@ describe('fuzzing every JSON endpoint', () => {
         expect(({} as Record<string, unknown>).polluted).toBeUndefined();
       }),
       { numRuns: 60, verbose: 1 },
+    );
+    expect((await fetch(`${b.url}/healthz`)).status).toBe(200);
+  }, 60_000);
+
+  it('deeply nested bodies and arguments are a 400, never a 5xx or a stack overflow', async () => {
+    const deep = fc.record({ depth: fc.integer({ min: 101, max: 6000 }), open: fc.constantFrom('[', '{"a":'), leaf: fc.constantFrom('1', '"x"', 'null', '{}') });
+    const text = ({ depth, open, leaf }: { depth: number; open: string; leaf: string }) => open.repeat(depth) + leaf + (open === '[' ? ']' : '}').repeat(depth);
+    const where = fc.constantFrom<Array<[string, string, string, (d: string) => string]>>(
+      ['POST', '/v1/mcp/call', KEY_A, (d) => `{"tool":{"type":"mcp","server_label":"fx"},"name":"echo","arguments":{"text":${d}}}`],
+      ['POST', '/v1/mcp/call', KEY_A, (d) => `{"tool":{"type":"mcp","server_label":"fx"},"name":"echo","arguments":${JSON.stringify(`{"text":${d}}`)}}`],
+      ['POST', '/v1/mcp/list_tools', KEY_A, (d) => `{"tool":{"type":"mcp","server_label":"fx","allowed_tools":${d}}}`],
+      ['POST', '/admin/servers', ADMIN, (d) => `{"server_label":"deep","server_url":"http://127.0.0.1:9/mcp","headers":${d}}`],
+      ['POST', '/v1/mcp/approvals/APPROVAL/decision', APPROVER, (d) => `{"approve":true,"reason":${d}}`],
+      ['POST', '/v1/responses', KEY_A, (d) => `{"model":"m","input":[{"role":"user","content":${d}}]}`],
+    );
+    await fc.assert(
+      fc.asyncProperty(deep, where, async (d, [method, path, token, build]) => {
+        const r = await b.call(method, path.replace('APPROVAL', approvalId), { token, body: build(text(d)) });
+        expect(r.status).toBe(400);
+        expect(r.body.error.code).toBe('invalid_value');
+      }),
+      { numRuns: 40, verbose: 1 },
     );
     expect((await fetch(`${b.url}/healthz`)).status).toBe(200);
   }, 60_000);

@@ -1,4 +1,5 @@
 import OpenAI from 'openai';
+import { checkCalls, checkingFetch, checkSseEvents, expectNoSchemaProblems } from './fixtures/responseSchema.js';
 import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
 import { startFakeModel, lastToolResult, type FakeModel } from './fixtures/fakeModel.js';
 import { APPROVER, KEY_A, KEY_B, record, startBroker, type TestBroker } from './fixtures/broker.js';
@@ -13,13 +14,14 @@ describe('POST /v1/responses (Chat Completions upstream)', () => {
   beforeEach(async () => {
     mcp = await startMcpFixture();
     model = await startFakeModel();
-    b = await startBroker({
+    b = checkCalls(await startBroker({
       env: { UPSTREAM_BASE_URL: model.url, UPSTREAM_API_KEY: 'upstream-secret-key', BROKER_EGRESS_ALLOW_CIDRS: '127.0.0.0/8', BROKER_EGRESS_ALLOW_HTTP: 'true' },
       servers: [record('fx', mcp.url, { headers: { 'X-Record-Secret': 'record-header-secret' } }), record('gated', mcp.url, { require_approval: 'always' })],
-    });
-    client = new OpenAI({ baseURL: `${b.url}/v1`, apiKey: KEY_A, maxRetries: 0 });
+    }));
+    client = new OpenAI({ baseURL: `${b.url}/v1`, apiKey: KEY_A, maxRetries: 0, fetch: checkingFetch });
   });
   afterEach(async () => {
+    await expectNoSchemaProblems();
     await b.close();
     await model.close();
     await mcp.close();
@@ -311,7 +313,7 @@ describe('POST /v1/responses (Chat Completions upstream)', () => {
   });
 
   it('without UPSTREAM_BASE_URL: 503 upstream_not_configured', async () => {
-    const bare = await startBroker();
+    const bare = checkCalls(await startBroker());
     try {
       const r = await bare.call('POST', '/v1/responses', { body: { model: 'm', input: 'x' } });
       expect(r.status).toBe(503);

@@ -1,8 +1,11 @@
 import OpenAI from 'openai';
+import { checkCalls, checkingFetch, checkSseEvents, expectNoSchemaProblems } from './fixtures/responseSchema.js';
 import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
 import { startFakeModel, type FakeModel } from './fixtures/fakeModel.js';
 import { KEY_A, record, startBroker, type TestBroker } from './fixtures/broker.js';
 import { readSse } from './fixtures/sse.js';
+
+const sse = async (res: Response) => checkSseEvents(await readSse(res));
 
 describe('streaming responses', () => {
   let mcp: McpFixture;
@@ -13,9 +16,10 @@ describe('streaming responses', () => {
   beforeEach(async () => {
     mcp = await startMcpFixture();
     model = await startFakeModel();
-    b = await startBroker({ env: { UPSTREAM_BASE_URL: model.url }, servers: [record('fx', mcp.url), record('gated', mcp.url, { require_approval: 'always' })] });
+    b = checkCalls(await startBroker({ env: { UPSTREAM_BASE_URL: model.url }, servers: [record('fx', mcp.url), record('gated', mcp.url, { require_approval: 'always' })] }));
   });
   afterEach(async () => {
+    await expectNoSchemaProblems();
     await b.close();
     await model.close();
     await mcp.close();
@@ -28,7 +32,7 @@ describe('streaming responses', () => {
     model.push({ calls: [{ name: 'echo', arguments: { text: 'hi' } }] }, { text: 'Answer text here' });
     const res = await post({ model: 'm', input: 'x', tools: [fx] });
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    const events = await readSse(res);
+    const events = await sse(res);
     const names = events.map((e) => e.event);
     expect(names).toEqual([
       'response.created',
@@ -79,7 +83,7 @@ describe('streaming responses', () => {
 
   it('an approval request ends a completed stream with only added/done for it', async () => {
     model.push({ calls: [{ name: 'echo', arguments: { text: 'x' } }] });
-    const events = await readSse(await post({ model: 'm', input: 'x', tools: [{ type: 'mcp', server_label: 'gated' }] }));
+    const events = await sse(await post({ model: 'm', input: 'x', tools: [{ type: 'mcp', server_label: 'gated' }] }));
     expect(events.map((e) => e.event).slice(6)).toEqual(['response.output_item.added', 'response.output_item.done', 'response.completed']);
     expect(events[6]!.data.item.type).toBe('mcp_approval_request');
     expect(events.at(-1)!.data.response.status).toBe('completed');
@@ -87,7 +91,7 @@ describe('streaming responses', () => {
 
   it("works with the official SDK's stream helper", async () => {
     model.push({ calls: [{ name: 'add', arguments: { a: 2, b: 2 } }] }, { text: 'four' });
-    const client = new OpenAI({ baseURL: `${b.url}/v1`, apiKey: KEY_A, maxRetries: 0 });
+    const client = new OpenAI({ baseURL: `${b.url}/v1`, apiKey: KEY_A, maxRetries: 0, fetch: checkingFetch });
     const stream = client.responses.stream({ model: 'm', input: 'x', tools: [fx as OpenAI.Responses.Tool] });
     const deltas: string[] = [];
     stream.on('response.output_text.delta', (e) => deltas.push(e.delta));
@@ -99,7 +103,7 @@ describe('streaming responses', () => {
 
   it('an upstream failure after streaming began ends with response.failed', async () => {
     model.push({ calls: [{ name: 'echo', arguments: { text: 'x' } }] }, { status: 500 });
-    const events = await readSse(await post({ model: 'm', input: 'x', tools: [fx] }));
+    const events = await sse(await post({ model: 'm', input: 'x', tools: [fx] }));
     const last = events.at(-1)!;
     expect(last.event).toBe('response.failed');
     expect(last.data.response).toMatchObject({ status: 'failed', error: { code: 'upstream_error' } });
@@ -121,7 +125,7 @@ describe('streaming responses', () => {
   });
 
   it('sends keep-alive comments during a long tool call', async () => {
-    const slowBroker = await startBroker({ env: { UPSTREAM_BASE_URL: model.url }, servers: [record('fx', mcp.url)], tuning: { sseKeepAliveMs: 100 } });
+    const slowBroker = checkCalls(await startBroker({ env: { UPSTREAM_BASE_URL: model.url }, servers: [record('fx', mcp.url)], tuning: { sseKeepAliveMs: 100 } }));
     try {
       model.push({ calls: [{ name: 'slow', arguments: { ms: 600 } }] }, { text: 'done' });
       const res = await fetch(`${slowBroker.url}/v1/responses`, {
@@ -169,10 +173,11 @@ describe('Responses upstream: reasoning persists across tool calls and turns', (
   beforeEach(async () => {
     mcp = await startMcpFixture();
     model = await startFakeModel();
-    b = await startBroker({ env: { UPSTREAM_BASE_URL: model.url, UPSTREAM_API: 'responses' }, servers: [record('fx', mcp.url), record('gated', mcp.url, { require_approval: 'always' })] });
-    client = new OpenAI({ baseURL: `${b.url}/v1`, apiKey: KEY_A, maxRetries: 0 });
+    b = checkCalls(await startBroker({ env: { UPSTREAM_BASE_URL: model.url, UPSTREAM_API: 'responses' }, servers: [record('fx', mcp.url), record('gated', mcp.url, { require_approval: 'always' })] }));
+    client = new OpenAI({ baseURL: `${b.url}/v1`, apiKey: KEY_A, maxRetries: 0, fetch: checkingFetch });
   });
   afterEach(async () => {
+    await expectNoSchemaProblems();
     await b.close();
     await model.close();
     await mcp.close();

@@ -1,4 +1,5 @@
 import OpenAI from 'openai';
+import { checkCalls, checkingFetch, checkSseEvents, expectNoSchemaProblems } from './fixtures/responseSchema.js';
 import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
 import { startFakeModel, lastToolResult, type FakeModel } from './fixtures/fakeModel.js';
 import { APPROVER, KEY_A, record, startBroker, type TestBroker } from './fixtures/broker.js';
@@ -16,13 +17,14 @@ describe('Responses layer with webhook-mode approvals', () => {
     mcp = await startMcpFixture();
     model = await startFakeModel();
     rx = await startReceiver(replies);
-    b = await startBroker({
+    b = checkCalls(await startBroker({
       env: { UPSTREAM_BASE_URL: model.url },
       servers: [record('hooked', mcp.url, { require_approval: 'always', approval: { mode: 'webhook', webhook_url: rx.url, webhook_secret: WEBHOOK_SECRET, wait_ms } })],
-    });
-    client = new OpenAI({ baseURL: `${b.url}/v1`, apiKey: KEY_A, maxRetries: 0 });
+    }));
+    client = new OpenAI({ baseURL: `${b.url}/v1`, apiKey: KEY_A, maxRetries: 0, fetch: checkingFetch });
   };
   afterEach(async () => {
+    await expectNoSchemaProblems();
     await b.close();
     await rx.close();
     await model.close();

@@ -42,3 +42,14 @@ export function approvalView(r: ApprovalRecord) {
 }
 
 export const nowS = () => Math.floor(Date.now() / 1000);
+
+/** Live records can still run (pending, approved, not past expiry); others only answer reads until dropped. */
+export const isLive = (r: Pick<ApprovalRecord, 'status' | 'expires_at'>, now = nowS()) =>
+  (r.status === 'pending' || r.status === 'approved') && now < r.expires_at;
+
+/** What a record costs its key's byte bound: its strings (arguments dominate) plus fixed overhead. */
+export function approvalBytes(r: ApprovalRecord): number {
+  let n = 256;
+  for (const v of Object.values(r)) if (typeof v === 'string') n += Buffer.byteLength(v);
+  return n;
+}

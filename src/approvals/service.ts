@@ -1,8 +1,11 @@
-import { ConflictError, GoneError, NotFoundError, PermissionError, RateLimitError, retryAfter } from '../errors/index.js';
+import { ConflictError, GoneError, InvalidRequestError, NotFoundError, PermissionError, RateLimitError, retryAfter } from '../errors/index.js';
 import { newId } from '../util/ids.js';
 import { nowS, type ApprovalRecord } from './record.js';
-import { TooManyPendingError, type ApprovalStore } from './store.js';
+import { TooManyPendingError, UnknownCursorError, type ApprovalStore, type ListPage, type ListQuery } from './store.js';
 import { approvalWaitSpan } from '../obs/tracing.js';
+
+/** Bytes of approval requests one key may hold unless configured (BROKER_MAX_APPROVAL_BYTES). */
+export const DEFAULT_MAX_BYTES_PER_KEY = 16 * 1024 * 1024;
 
 /** Who is acting on an approval. */
 export type Actor = { kind: 'approver' } | { kind: 'api'; owner: string };
@@ -35,10 +38,14 @@ const noRetry = { noRetry: true };
 export class ApprovalService {
   constructor(
     private readonly store: ApprovalStore,
-    private readonly o: { ttlS: number; maxPendingPerKey: number },
+    private readonly o: { ttlS: number; maxPendingPerKey: number; maxBytesPerKey?: number },
   ) {}
 
-  async create(a: NewApproval): Promise<ApprovalRecord> {
+  /**
+   * A new pending request. `bound` overrides the broker-wide holding bound for this key (a
+   * named key's `max_pending_approvals`, §11): records of any status count until dropped.
+   */
+  async create(a: NewApproval, bound: { maxPending?: number | null; maxBytes?: number | null } = {}): Promise<ApprovalRecord> {
     const created_at = nowS();
     const record: ApprovalRecord = {
       ...a,
@@ -49,13 +56,20 @@ export class ApprovalService {
       decided_at: null,
       reason: null,
     };
+    const holding = {
+      maxCount: bound.maxPending ?? this.o.maxPendingPerKey,
+      maxBytes: bound.maxBytes ?? this.o.maxBytesPerKey ?? DEFAULT_MAX_BYTES_PER_KEY,
+    };
     try {
-      await this.store.create(record, this.o.maxPendingPerKey);
+      await this.store.create(record, holding);
     } catch (e) {
       if (!(e instanceof TooManyPendingError)) throw e;
-      throw new RateLimitError('too_many_pending_approvals', 'Too many pending approval requests for this API key.', {
-        headers: retryAfter(30),
-      });
+      const what = e.reason === 'count' ? `${holding.maxCount} approval requests` : `${holding.maxBytes} bytes of approval requests`;
+      throw new RateLimitError(
+        'too_many_pending_approvals',
+        `Too many pending approval requests for this API key: it holds ${what}, the most it may. Decide or wait for some to expire.`,
+        { headers: retryAfter(Math.min(e.retryAfterS, this.o.ttlS)) },
+      );
     }
     return record;
   }
@@ -82,8 +96,16 @@ export class ApprovalService {
     return r;
   }
 
-  list(status?: ApprovalRecord['status']) {
-    return this.store.list(status);
+  /** A page of every key's requests, oldest first (approver only). */
+  async list(q: ListQuery): Promise<ListPage> {
+    try {
+      return await this.store.list(q);
+    } catch (e) {
+      if (!(e instanceof UnknownCursorError)) throw e;
+      throw new InvalidRequestError('invalid_value', `No approval request '${q.after}' to page after (it may have been dropped); list again without 'after'.`, {
+        param: 'after',
+      });
+    }
   }
 
   async decide(id: string, actor: Actor, d: { approve: boolean; reason?: string | null; arguments_sha256?: string }): Promise<ApprovalRecord> {

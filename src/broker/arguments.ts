@@ -1,7 +1,10 @@
 import { InvalidRequestError } from '../errors/index.js';
 import { canonicalSha256 } from '../util/ids.js';
+import { exceedsDepth } from '../util/depth.js';
 
 export const MAX_ARGUMENTS_BYTES = 1024 * 1024;
+/** Nesting limit of `arguments` (issue 10 item 8): deeper is a 400, never a stack overflow. */
+export const MAX_ARGUMENTS_DEPTH = 64;
 
 export interface ParsedArguments {
   value: Record<string, unknown>;
@@ -24,6 +27,9 @@ export function parseArguments(raw: unknown, param = 'arguments'): ParsedArgumen
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidRequestError('invalid_value', `${param} must be a JSON object.`, { param });
+  }
+  if (exceedsDepth(value, MAX_ARGUMENTS_DEPTH)) {
+    throw new InvalidRequestError('invalid_value', `${param} nests deeper than ${MAX_ARGUMENTS_DEPTH} levels.`, { param });
   }
   const text = JSON.stringify(value);
   if (Buffer.byteLength(text) > MAX_ARGUMENTS_BYTES) throw tooBig(param);

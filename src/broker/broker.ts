@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { Tool } from '@modelcontextprotocol/client';
 import type { ApprovalService } from '../approvals/service.js';
 import type { ApprovalRecord } from '../approvals/record.js';
 import type { WebhookDispatcher } from '../approvals/webhooks.js';
@@ -7,11 +7,12 @@ import type { Catalog, CatalogTool, DefinitionChanged } from '../catalog/catalog
 import { ExternalConnectorError, InvalidRequestError, RateLimitError, UpstreamError, retryAfter, type ApiError } from '../errors/index.js';
 import { BrokerCapacityError, classifyUpstreamError, type UpstreamFailure } from '../mcp/failure.js';
 import type { Upstreams } from '../mcp/upstreams.js';
-import type { Metrics } from '../obs/metrics.js';
+import { currentCaller, type CallerKey } from '../keys/caller.js';
+import { metricLabel, type Metrics } from '../obs/metrics.js';
 import type { SecretValues } from '../obs/logger.js';
 import { effectiveAllowed, effectiveNeedsApproval } from '../policy/policy.js';
 import type { RegistryStore } from '../registry/store.js';
-import { scrub } from '../util/scrub.js';
+import { scrub, scrubJson } from '../util/scrub.js';
 import { parseArguments, type ParsedArguments } from './arguments.js';
 import {
   approvalRequestItem,
@@ -75,8 +76,12 @@ export type CallResult =
 export class Broker {
   constructor(readonly d: BrokerDeps) {}
 
-  async resolve(param: McpToolParam, at: string): Promise<ResolvedServer> {
-    const server = await resolveServer(param, at, this.d.registry, this.d.settings);
+  /**
+   * `caller` defaults to the request's bound caller (the Responses layer); with none bound
+   * resolution fails closed.
+   */
+  async resolve(param: McpToolParam, at: string, caller: CallerKey = currentCaller()): Promise<ResolvedServer> {
+    const server = await resolveServer(param, at, this.d.registry, this.d.settings, caller);
     this.d.secrets.addRecent(server.secrets);
     return server;
   }
@@ -94,7 +99,7 @@ export class Broker {
       throw this.listingFailed(server, err, o.capacity ?? 'throw');
     }
     if (got.cache === 'miss') this.observe(server, 'tools/list', started);
-    this.d.metrics.cacheLookups.inc({ server_label: server.server_label, result: got.cache });
+    this.d.metrics.cacheLookups.inc({ server_label: metricLabel(server), result: got.cache });
     const tools = this.available(server, got.listing.tools);
     return { item: listToolsItem(server.server_label, tools.map((t) => t.tool)), cache: got.cache, tools };
   }
@@ -111,7 +116,7 @@ export class Broker {
     const out: AvailableTool[] = [];
     for (const t of tools) {
       const p = { name: t.tool.name, readOnly: t.readOnly };
-      if (t.changed || !effectiveAllowed(p, server.layers)) continue;
+      if (t.changed || t.unsupported || !effectiveAllowed(p, server.layers)) continue;
       out.push({ tool: t.tool, hash: t.hash, readOnly: t.readOnly });
     }
     return out;
@@ -163,6 +168,7 @@ export class Broker {
   refusal(server: ResolvedServer, found: CatalogTool | undefined): CallOutcome | undefined {
     if (!found) return protocolError(-32602, `Tool not found on MCP server '${server.server_label}'.`);
     if (found.changed) return protocolError(-32602, 'tool definition changed');
+    if (found.unsupported) return protocolError(-32602, `Tool '${found.tool.name}' cannot be called through this broker: it ${found.unsupported}.`);
     if (!effectiveAllowed({ name: found.tool.name, readOnly: found.readOnly }, server.layers)) {
       return protocolError(-32602, `Tool '${found.tool.name}' is not allowed on MCP server '${server.server_label}'.`);
     }
@@ -182,10 +188,10 @@ export class Broker {
     try {
       const result = await this.d.upstreams.callTool(server, name, args.value, ctx.signal);
       this.observe(server, 'tools/call', started);
+      // Every output is scrubbed like error texts: a server may echo the credentials it got.
       const outcome = outcomeOfResult(result);
-      if (outcome.error?.type === 'mcp_tool_execution_error') {
-        outcome.error.content = JSON.parse(scrub(JSON.stringify(outcome.error.content), server.secrets));
-      }
+      if (outcome.output !== null) outcome.output = scrub(outcome.output, server.secrets);
+      if (outcome.error?.type === 'mcp_tool_execution_error') outcome.error.content = scrubJson(outcome.error.content, server.secrets);
       return callItem(fields, outcome);
     } catch (err) {
       this.observe(server, 'tools/call', started, err);
@@ -213,7 +219,7 @@ export class Broker {
       arguments: args.text,
       arguments_sha256: args.sha256,
       tool_sha256: toolHash,
-    });
+    }, { maxPending: server.maxPendingApprovals });
     this.d.webhooks.send({
       type: 'approval.requested',
       endpoint: server.record ? { kind: 'record', label: server.record.server_label } : { kind: 'default' },
@@ -266,12 +272,12 @@ export class Broker {
   private observe(server: ResolvedServer, method: string, started: number, err?: unknown) {
     const ms = performance.now() - started;
     const outcome = err === undefined ? 'ok' : classifyUpstreamError(err).kind === 'protocol' ? 'protocol_error' : 'transport_error';
-    this.d.metrics.upstreamDuration.observe({ server_label: server.server_label, method, outcome }, ms / 1000);
+    this.d.metrics.upstreamDuration.observe({ server_label: metricLabel(server), method, outcome }, ms / 1000);
     if (this.d.logger.isLevelEnabled('debug')) {
       const failure = err === undefined ? undefined : classifyUpstreamError(err).message;
       this.d.logger.debug({ server_label: server.server_label, server_origin: server.origin, method, outcome, ms: Math.round(ms), failure }, 'mcp upstream request');
     }
-    if (err !== undefined) this.d.metrics.upstreamErrors.inc({ server_label: server.server_label, method, kind: outcome });
+    if (err !== undefined) this.d.metrics.upstreamErrors.inc({ server_label: metricLabel(server), method, kind: outcome });
   }
 }
 

@@ -35,7 +35,12 @@ export const EnvSchema = z.object({
   BROKER_MAX_BODY_BYTES: int(10485760, 1024),
   BROKER_MAX_UPSTREAM_BYTES: int(4194304, 1024),
   BROKER_MAX_PENDING_APPROVALS: int(1000, 1),
-  BROKER_MAX_INFLIGHT_PER_ORIGIN: int(64, 1),
+  /** Bytes of approval requests (arguments included) one API key may hold, any status, until dropped. */
+  BROKER_MAX_APPROVAL_BYTES: int(16 * 1024 * 1024, 4096),
+  BROKER_MAX_INFLIGHT_PER_SERVER: z.coerce.number().int().min(1).optional(),
+  /** The old name of BROKER_MAX_INFLIGHT_PER_SERVER, still accepted. */
+  BROKER_MAX_INFLIGHT_PER_ORIGIN: z.coerce.number().int().min(1).optional(),
+  BROKER_MAX_LISTING_BYTES: int(8 * 1024 * 1024, 1024),
   BROKER_MAX_INFLIGHT: int(1024, 1),
   BROKER_MAX_TOOLS_PER_REQUEST: int(20, 1),
   BROKER_MAX_ITERATIONS: int(16, 1),
@@ -44,9 +49,19 @@ export const EnvSchema = z.object({
   BROKER_DEMO: bool(true),
   BROKER_DEMO_PORT: int(8931, 0, 65535),
   BROKER_STORE: optionalString,
+  /** Names `${NAME}` may expand (SPEC §2); unset: all but BROKER_*, UPSTREAM_*, APPROVAL_*, OTEL_*. */
+  BROKER_EXPAND_ENV: optionalString,
+  BROKER_BACKGROUND_LEASE_MS: int(10000, 200, 600000),
+  BROKER_MAX_BACKGROUND_RESPONSES: int(1000, 1),
+  /** AES-256-GCM key for upstream OAuth tokens and secrets at rest: 32 bytes, base64. */
+  BROKER_SECRET_KEY: optionalString,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Env = z.infer<typeof EnvSchema>;
+
+/** In-flight bound per server URL: BROKER_MAX_INFLIGHT_PER_SERVER, or its old name [64]. */
+export const maxInflightPerServer = (env: Pick<Env, 'BROKER_MAX_INFLIGHT_PER_SERVER' | 'BROKER_MAX_INFLIGHT_PER_ORIGIN'>) =>
+  env.BROKER_MAX_INFLIGHT_PER_SERVER ?? env.BROKER_MAX_INFLIGHT_PER_ORIGIN ?? 64;
 
 export class ConfigError extends Error {}
 
@@ -68,6 +83,11 @@ export function parseEnv(source: NodeJS.ProcessEnv): Env {
   }
   if (env.BROKER_STORE && !/^rediss?:\/\//.test(env.BROKER_STORE)) {
     throw new ConfigError('BROKER_STORE must be a redis:// or rediss:// URL');
+  }
+  if (env.BROKER_SECRET_KEY) {
+    const raw = env.BROKER_SECRET_KEY.trim();
+    const key = Buffer.from(raw, /[-_]/.test(raw) ? 'base64url' : 'base64');
+    if (key.length !== 32) throw new ConfigError('BROKER_SECRET_KEY must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)');
   }
   if (env.UPSTREAM_BASE_URL && !URL.canParse(env.UPSTREAM_BASE_URL)) {
     throw new ConfigError('UPSTREAM_BASE_URL is not a URL');

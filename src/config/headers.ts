@@ -13,10 +13,58 @@ export const HeaderNameSchema = z
     message: 'this header is owned by the transport and cannot be set',
   });
 
+/**
+ * What fetch (undici) accepts in a header value: visible Latin-1, space and tab. CR, LF,
+ * NUL, other C0 controls, DEL and anything beyond U+00FF make fetch throw after the request
+ * was prepared, so they are refused as the caller's bad input instead.
+ */
+const BAD_HEADER_CHAR = /[^\t\x20-\x7e\x80-\xff]/;
+export const BAD_HEADER_VALUE_MESSAGE = 'header values may contain only printable Latin-1 characters, spaces and tabs (no CR, LF, NUL or other control characters)';
+export const isValidHeaderValue = (v: string) => !BAD_HEADER_CHAR.test(v);
+
 export const HeaderValueSchema = z
   .string()
   .max(8192)
-  .refine((v) => !/[\r\n\0]/.test(v), { message: 'header values may not contain CR, LF or NUL' });
+  .refine(isValidHeaderValue, { message: BAD_HEADER_VALUE_MESSAGE });
+
+/**
+ * Credential values shorter than this cannot be scrubbed from outputs and logs without
+ * mangling ordinary text, so they are refused: caller `authorization` and header values at
+ * request time, admin record header values (after `${NAME}` expansion) at write time.
+ */
+export const MIN_SECRET_LENGTH = 8;
+
+/**
+ * Header names that carry credentials by convention. Other headers (`X-Region: eu`) may be
+ * short: they are still never echoed by the broker itself, but a value of a few letters
+ * cannot be scrubbed from a server's output without mangling it, so only these are held
+ * to the minimum length.
+ */
+const CREDENTIAL_NAME = /auth|key|token|secret|passw|session|signature|credential|cookie/i;
+
+/**
+ * Why a header value cannot be used as a credential, or undefined. For `Authorization`
+ * (`Bearer x`, `Basic x`, …) the token after the scheme must be long enough too, since a
+ * server may echo it alone.
+ */
+export function credentialValueProblem(name: string, value: string): string | undefined {
+  if (!isValidHeaderValue(value)) return BAD_HEADER_VALUE_MESSAGE;
+  const v = value.trim();
+  if (!CREDENTIAL_NAME.test(name)) return undefined;
+  if (v.length < MIN_SECRET_LENGTH) return `header values must be at least ${MIN_SECRET_LENGTH} characters (shorter values cannot be kept out of outputs and logs)`;
+  if (name.toLowerCase() === 'authorization' || name.toLowerCase() === 'proxy-authorization') {
+    const m = /^\S+\s+(.+)$/.exec(v);
+    if (m && m[1]!.trim().length < MIN_SECRET_LENGTH) return `the credential after the authorization scheme must be at least ${MIN_SECRET_LENGTH} characters`;
+  }
+  return undefined;
+}
+
+/** The same for the tool param's `authorization` field (the bare token). */
+export function authorizationProblem(token: string): string | undefined {
+  if (!isValidHeaderValue(token)) return 'authorization may contain only printable Latin-1 characters (no CR, LF, NUL or other control characters)';
+  if (token.trim().length < MIN_SECRET_LENGTH) return `authorization must be at least ${MIN_SECRET_LENGTH} characters (shorter values cannot be kept out of outputs and logs)`;
+  return undefined;
+}
 
 export const HeadersSchema = z
   .record(HeaderNameSchema, HeaderValueSchema)

@@ -22,12 +22,30 @@ export const ApprovalConfigSchema = z.strictObject({
 });
 export type ApprovalConfig = z.infer<typeof ApprovalConfigSchema>;
 
+const ScopeSchema = z.string().min(1).max(1024).regex(/^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/, 'scope must be space-separated scope tokens');
+const ClientIdSchema = z.string().min(1).max(2048);
+const ClientSecretSchema = z.string().min(1).max(4096);
+
+/** SPEC §12: the broker as an OAuth 2.1 client of the MCP server's authorization server. */
+export const OAuthConfigSchema = z.discriminatedUnion('grant', [
+  z.strictObject({ grant: z.literal('client_credentials'), client_id: ClientIdSchema, client_secret: ClientSecretSchema, scope: ScopeSchema.optional() }),
+  z.strictObject({
+    grant: z.literal('authorization_code'),
+    client_id: ClientIdSchema.optional(),
+    client_secret: ClientSecretSchema.optional(),
+    scope: ScopeSchema.optional(),
+  }),
+]);
+export type OAuthConfig = z.infer<typeof OAuthConfigSchema>;
+
 /** An admin-registered MCP server (SPEC §2). Only the label and URL are required. */
 export const ServerRecordSchema = z.strictObject({
   server_label: ServerLabelSchema,
   server_url: HttpUrlSchema,
   server_description: z.string().max(4096).optional(),
   transport: z.enum(['auto', 'streamable_http', 'sse']).default('auto'),
+  /** MCP era: `auto` (2026-07-28 first, legacy only on the revision's negotiation signal) or one pinned revision. Omitted = `auto`. */
+  protocol: z.enum(['auto', '2026-07-28', '2025-11-25']).optional(),
   headers: HeadersSchema.default({}),
   // Omitted on a record means "always" (the OpenAI default); null is read the same way.
   require_approval: RequireApprovalSchema.transform((v) => v ?? 'always').default('always'),
@@ -37,6 +55,15 @@ export const ServerRecordSchema = z.strictObject({
   tool_cache_ttl_s: z.number().int().min(0).max(86400).default(300),
   call_timeout_ms: z.number().int().min(100).max(600000).default(30000),
   pinned_tools: z.record(z.string(), Sha256HexSchema).optional(),
+  oauth: OAuthConfigSchema.optional(),
+}).superRefine((r, ctx) => {
+  // The token comes from OAuth: a static Authorization header would compete with it.
+  if (r.oauth && Object.keys(r.headers).some((k) => k.toLowerCase() === 'authorization')) {
+    ctx.addIssue({ code: 'custom', path: ['oauth'], message: 'a record with oauth must not also set an Authorization header' });
+  }
+  if (r.oauth?.grant === 'authorization_code' && r.oauth.client_secret !== undefined && r.oauth.client_id === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['oauth', 'client_id'], message: 'oauth.client_secret needs oauth.client_id' });
+  }
 });
 export type ServerRecord = z.infer<typeof ServerRecordSchema>;
 export type ServerRecordInput = z.input<typeof ServerRecordSchema>;

@@ -5,12 +5,18 @@ import type { Broker } from '../broker/broker.js';
 import { UpstreamError } from '../errors/index.js';
 import type { Metrics } from '../obs/metrics.js';
 import { serverSpans } from '../obs/tracing.js';
-import { authenticate, type Credentials } from './auth.js';
+import { approvalVisibility, authenticate, bindCaller, limitRate, type Credentials } from './auth.js';
+import type { RateLimiter } from '../keys/rateLimit.js';
+import type { KeyStore } from '../keys/store.js';
 import { errorHandler, notFoundRoute, sendError } from './errorHandler.js';
 import { adminRoutes } from './routes/admin.js';
 import { approvalRoutes } from './routes/approvals.js';
+import { consoleAdminRoutes, consoleRoutes } from './routes/console.js';
+import { keyRoutes } from './routes/keys.js';
 import { mcpRoutes } from './routes/mcp.js';
 import { openapiRoute } from './routes/openapi.js';
+import { adminOAuthRoutes, oauthPublicRoutes } from './routes/oauth.js';
+import type { OAuthManager } from '../oauth/manager.js';
 
 export interface Readiness {
   loaded: boolean;
@@ -23,10 +29,14 @@ export interface AppDeps {
   broker: Broker;
   approvals: ApprovalService;
   credentials: Credentials;
+  keys: KeyStore;
+  rateLimiter: RateLimiter;
   metrics: Metrics;
   logger: Logger;
   readiness: Readiness;
   maxBodyBytes: number;
+  /** Upstream OAuth (SPEC §12). */
+  oauth?: OAuthManager;
   /** The Responses layer's routes, when built. */
   responses?: Router;
 }
@@ -67,10 +77,16 @@ export function createApp(d: AppDeps): Express {
 
   // Authentication runs before the body is read: no credential → 401 even for a bad body.
   const json = express.json({ limit: d.maxBodyBytes, type: () => true });
-  app.use('/admin', authenticate(d.credentials, ['admin']), json, adminRoutes(d.broker));
-  app.use('/v1/mcp/approvals', authenticate(d.credentials, ['api', 'approver']), json, approvalRoutes(d.approvals));
-  app.use('/v1/mcp', authenticate(d.credentials, ['api']), json, mcpRoutes(d.broker));
-  if (d.responses) app.use('/v1/responses', authenticate(d.credentials, ['api']), json, d.responses);
+  // Every /v1/* request of a named key counts toward its rate limit; grants bind after the body.
+  const limit = limitRate(d.rateLimiter);
+  app.use('/console', consoleRoutes());
+  if (d.oauth) app.use('/oauth', oauthPublicRoutes(d.broker.d.registry, d.oauth));
+  const admin = [adminRoutes(d.broker, d.oauth), keyRoutes(d.keys, d.logger), consoleAdminRoutes(d.broker)];
+  if (d.oauth) admin.push(adminOAuthRoutes(d.broker.d.registry, d.oauth));
+  app.use('/admin', authenticate(d.credentials, ['admin']), json, ...admin);
+  app.use('/v1/mcp/approvals', authenticate(d.credentials, ['api', 'approver']), limit, json, approvalVisibility(d.approvals), approvalRoutes(d.approvals));
+  app.use('/v1/mcp', authenticate(d.credentials, ['api']), limit, json, bindCaller, mcpRoutes(d.broker));
+  if (d.responses) app.use('/v1/responses', authenticate(d.credentials, ['api']), limit, json, bindCaller, d.responses);
 
   app.use(notFoundRoute);
   app.use(errorHandler(d.logger));

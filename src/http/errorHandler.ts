@@ -11,6 +11,8 @@ export function toApiError(err: unknown): ApiError | undefined {
   if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') {
     return new InvalidRequestError('invalid_value', 'Unsupported request body encoding.');
   }
+  // The router's decodeURIComponent of a malformed %-escape in a path parameter.
+  if (err instanceof URIError) return new InvalidRequestError('invalid_value', 'The request path is not validly percent-encoded.');
   if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.expose) {
     return new InvalidRequestError('invalid_value', 'The request could not be read.');
   }

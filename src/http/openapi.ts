@@ -4,9 +4,10 @@ import { McpApprovalRequestItemSchema, McpCallItemSchema, McpListToolsItemSchema
 import { McpToolParamSchema } from '../broker/toolParam.js';
 import { ServerLabelSchema, ServerRecordSchema } from '../config/serverRecord.js';
 import { CreateResponseSchema, ToolChoiceSchema } from '../responses/schema.js';
-import { InputItemsQuery } from '../responses/routes.js';
+import { KeyBodySchema, KeyNameSchema, KeyViewSchema, KeyWithSecretSchema, RotateBodySchema } from '../keys/schema.js';
 import { DecisionBody, ListQuery, WaitQuery } from './routes/approvals.js';
 import { CallBody, ListToolsBody } from './routes/mcp.js';
+import { InputItemsQuery, RetrieveQuery } from './routes/responses.js';
 
 /**
  * GET /openapi.json (SPEC §14): OpenAPI 3.1 generated from the zod schemas that validate
@@ -21,12 +22,23 @@ export const ErrorBodySchema = z.object({
   error: z.object({ message: z.string(), type: z.string(), param: z.string().nullable(), code: z.string().nullable() }),
 });
 
+/** OAuthManager's OAuthStatus (SPEC §12). */
+const OAuthStatusSchema = z.object({
+  state: z.enum(['connected', 'needs_authorization', 'error']),
+  expires_at: z.number().int().nullable(),
+  scope: z.string().nullable(),
+  error: z.string().optional(),
+});
+/** catalog.ts ServerStatus, plus `oauth` for a record with upstream OAuth. */
 const ServerStatusSchema = z.object({
   tools_cached: z.boolean(),
   cached_at: z.number().int().nullable(),
   last_error: z.string().nullable(),
   transport_in_use: z.string().nullable(),
+  protocol_in_use: z.string().nullable(),
   changed_tools: z.array(z.string()),
+  unsupported_tools: z.array(z.object({ name: z.string(), reason: z.string() })),
+  oauth: OAuthStatusSchema.optional(),
 });
 /** A record as the admin API shows it: header values and secrets are "<redacted>". */
 const ServerViewSchema = ServerRecordSchema;
@@ -39,7 +51,47 @@ const ApprovalViewSchema = ApprovalRecordSchema.pick({
   id: true, status: true, server_label: true, name: true, arguments: true, arguments_sha256: true,
   created_at: true, expires_at: true, decided_at: true, reason: true,
 });
-const ApprovalListSchema = z.object({ object: z.literal('list'), data: z.array(ApprovalViewSchema) });
+const ApprovalListSchema = z.object({
+  object: z.literal('list'),
+  data: z.array(ApprovalViewSchema),
+  first_id: z.string().nullable(),
+  last_id: z.string().nullable(),
+  has_more: z.boolean(),
+});
+
+const KeyListSchema = z.object({ object: z.literal('list'), data: z.array(KeyViewSchema) });
+const KeyDeletedSchema = z.object({ name: z.string(), deleted: z.literal(true) });
+
+const OAuthAuthorizeSchema = z.object({ authorization_url: z.string() });
+/** GET /oauth/callback's query, as the authorization server sends it (the route reads each as one string). */
+const OAuthCallbackQuery = z.object({
+  state: z.string().max(4096),
+  code: z.string().max(4096).optional(),
+  iss: z.string().max(4096).optional(),
+  error: z.string().max(4096).optional(),
+});
+const ClientMetadataSchema = z.looseObject({ client_id: z.string().optional(), client_name: z.string(), redirect_uris: z.array(z.string()) });
+
+/** The console's admin helper: a server's whole listing with each tool's pin state. */
+const ConsoleToolListSchema = z.object({
+  object: z.literal('list'),
+  server_label: z.string(),
+  data: z.array(
+    z.object({
+      name: z.string(),
+      title: z.string().nullable(),
+      description: z.string().nullable(),
+      read_only: z.boolean(),
+      allowed: z.boolean().nullable(),
+      changed: z.boolean(),
+      sha256: z.string(),
+      pinned_sha256: z.string().nullable(),
+      input_schema: z.unknown(),
+      annotations: z.record(z.string(), z.unknown()).nullable(),
+      unsupported: z.unknown(),
+    }),
+  ),
+});
 
 const UsageSchema = z.object({
   input_tokens: z.number().int(),
@@ -51,12 +103,15 @@ const UsageSchema = z.object({
 /** Output items other than the MCP ones, described loosely (OpenAI's own shapes). */
 const OtherOutputItemSchema = z.looseObject({ type: z.enum(['message', 'function_call', 'reasoning']), id: z.string() });
 const OutputItemSchema = z.union([McpListToolsItemSchema, McpCallItemSchema, McpApprovalRequestItemSchema, OtherOutputItemSchema]);
+const nullableString = z.string().nullable();
+/** responseObject.ts: every field, always (wire doc §4). */
 const ResponseObjectSchema = z.object({
   id: z.string(),
   object: z.literal('response'),
   created_at: z.number().int(),
+  completed_at: z.number().int().nullable(),
   status: z.enum(['queued', 'in_progress', 'completed', 'failed', 'incomplete', 'cancelled']),
-  background: z.boolean().nullable(),
+  background: z.boolean(),
   error: z.object({ code: z.string(), message: z.string() }).nullable(),
   incomplete_details: z.object({ reason: z.string() }).nullable(),
   instructions: z.string().nullable(),
@@ -66,17 +121,24 @@ const ResponseObjectSchema = z.object({
   output: z.array(OutputItemSchema),
   parallel_tool_calls: z.boolean(),
   previous_response_id: z.string().nullable(),
-  reasoning: z.looseObject({}),
+  reasoning: z.object({ effort: nullableString, summary: nullableString }),
   store: z.boolean(),
   temperature: z.number(),
-  text: z.record(z.string(), z.unknown()),
-  tool_choice: ToolChoiceSchema,
-  tools: z.array(z.record(z.string(), z.unknown())),
   top_p: z.number(),
+  presence_penalty: z.number(),
+  frequency_penalty: z.number(),
+  top_logprobs: z.number().int(),
+  text: z.looseObject({ format: z.looseObject({ type: z.enum(['text', 'json_object', 'json_schema']) }) }),
+  tool_choice: ToolChoiceSchema,
+  tools: z.array(z.looseObject({ type: z.string() })),
   truncation: z.enum(['auto', 'disabled']),
   usage: UsageSchema.nullable(),
-  user: z.string().nullable(),
+  user: nullableString,
   metadata: z.record(z.string(), z.string()),
+  service_tier: z.string(),
+  safety_identifier: nullableString,
+  prompt_cache_key: nullableString,
+  prompt_cache_retention: nullableString,
 });
 const ResponseDeletedSchema = z.object({ id: z.string(), object: z.literal('response.deleted'), deleted: z.literal(true) });
 const InputItemListSchema = z.object({
@@ -112,6 +174,16 @@ const COMPONENTS: Array<[z.ZodType, string]> = [
   [ResponseDeletedSchema, 'ResponseDeleted'],
   [InputItemListSchema, 'InputItemList'],
   [HealthSchema, 'Health'],
+  [KeyBodySchema, 'KeyRequest'],
+  [KeyViewSchema, 'Key'],
+  [KeyWithSecretSchema, 'KeyWithSecret'],
+  [KeyListSchema, 'KeyList'],
+  [KeyDeletedSchema, 'KeyDeleted'],
+  [RotateBodySchema, 'KeyRotateRequest'],
+  [OAuthStatusSchema, 'OAuthStatus'],
+  [OAuthAuthorizeSchema, 'OAuthAuthorization'],
+  [ClientMetadataSchema, 'OAuthClientMetadata'],
+  [ConsoleToolListSchema, 'ConsoleToolList'],
   [ReadySchema, 'Ready'],
 ];
 
@@ -140,6 +212,8 @@ export interface Operation {
   pathParams?: Record<string, z.ZodType>;
   query?: z.ZodObject;
   body?: z.ZodType;
+  /** The body may be left out (rotate). */
+  bodyOptional?: boolean;
   ok: Record<number, Reply>;
   /** Error statuses, each answered with the shared error body. */
   errors: number[];
@@ -166,6 +240,23 @@ export const OPERATIONS: Operation[] = [
   { method: 'delete', path: '/admin/servers/{label}', operationId: 'deleteServer', summary: 'Delete a record', tag: 'admin', auth: 'admin', pathParams: label, ok: { 200: { description: 'Deleted', schema: ServerDeletedSchema } }, errors: [401, 404] },
   { method: 'post', path: '/admin/servers/{label}/refresh', operationId: 'refreshServer', summary: 'Fetch the tools again; the current definitions become the pins', tag: 'admin', auth: 'admin', pathParams: label, ok: { 200: { description: 'Fresh listing', schema: McpListToolsItemSchema } }, errors: [401, 404, ...upstreamErrors] },
 
+  { method: 'post', path: '/admin/servers/{label}/oauth/authorize', operationId: 'authorizeServer', summary: 'Start the OAuth authorization-code flow: the URL an admin opens', tag: 'oauth', auth: 'admin', pathParams: label, ok: { 200: { description: 'Authorization URL (PKCE S256, single-use state)', schema: OAuthAuthorizeSchema } }, errors: [400, 401, 404, 424] },
+  { method: 'get', path: '/oauth/callback', operationId: 'oauthCallback', summary: 'OAuth redirect target: redeems the code (the single-use state is the credential)', tag: 'oauth', auth: 'none', query: OAuthCallbackQuery, ok: { 200: { description: 'HTML page saying "connected"', text: 'text/html' } }, errors: [400, 424] },
+  { method: 'get', path: '/oauth/client-metadata.json', operationId: 'oauthClientMetadata', summary: 'The broker\'s OAuth client ID metadata document (needs an https BROKER_PUBLIC_URL)', tag: 'oauth', auth: 'none', ok: { 200: { description: 'Client metadata', schema: ClientMetadataSchema } }, errors: [400] },
+
+  // Admin: named API keys
+  { method: 'get', path: '/admin/keys', operationId: 'listKeys', summary: 'List named API keys (never the key or its hash)', tag: 'keys', auth: 'admin', ok: { 200: { description: 'Keys', schema: KeyListSchema } }, errors: [401] },
+  { method: 'post', path: '/admin/keys', operationId: 'createKey', summary: 'Create a named key; the key is shown once', tag: 'keys', auth: 'admin', body: KeyBodySchema, ok: { 201: { description: 'Created, with the key', schema: KeyWithSecretSchema } }, errors: [...bodyErrors, 401, 409] },
+  { method: 'get', path: '/admin/keys/{name}', operationId: 'getKey', summary: 'A named key', tag: 'keys', auth: 'admin', pathParams: { name: KeyNameSchema }, ok: { 200: { description: 'The key\'s settings', schema: KeyViewSchema } }, errors: [401, 404] },
+  { method: 'put', path: '/admin/keys/{name}', operationId: 'replaceKey', summary: 'Replace a key\'s settings (name may be omitted from the body)', tag: 'keys', auth: 'admin', pathParams: { name: KeyNameSchema }, body: z.strictObject({ ...KeyBodySchema.shape, name: KeyNameSchema.optional() }), ok: { 200: { description: 'Replaced', schema: KeyViewSchema } }, errors: [...bodyErrors, 401, 404] },
+  { method: 'delete', path: '/admin/keys/{name}', operationId: 'deleteKey', summary: 'Delete a key (it stops working at once)', tag: 'keys', auth: 'admin', pathParams: { name: KeyNameSchema }, ok: { 200: { description: 'Deleted', schema: KeyDeletedSchema } }, errors: [401, 404] },
+  { method: 'post', path: '/admin/keys/{name}/rotate', operationId: 'rotateKey', summary: 'A new key; the old one keeps working for grace_s seconds (body optional)', tag: 'keys', auth: 'admin', pathParams: { name: KeyNameSchema }, body: RotateBodySchema, bodyOptional: true, ok: { 200: { description: 'Rotated, with the new key', schema: KeyWithSecretSchema } }, errors: [...bodyErrors, 401, 404] },
+
+  // Console
+  { method: 'get', path: '/console', operationId: 'console', summary: 'The admin console (a static page; it calls the admin API with a token the user enters)', tag: 'console', auth: 'none', ok: { 200: { description: 'HTML page', text: 'text/html' } }, errors: [] },
+  { method: 'get', path: '/console/{path}', operationId: 'consoleAsset', summary: 'The console\'s static assets', tag: 'console', auth: 'none', pathParams: { path: z.string() }, ok: { 200: { description: 'Script, style sheet or image', text: '*/*' } }, errors: [404] },
+  { method: 'get', path: '/admin/servers/{label}/tools', operationId: 'consoleServerTools', summary: 'A server\'s whole listing with each tool\'s pin state (console helper)', tag: 'console', auth: 'admin', pathParams: label, ok: { 200: { description: 'Tools', schema: ConsoleToolListSchema } }, errors: [401, 404, ...upstreamErrors] },
+
   // Broker API
   { method: 'post', path: '/v1/mcp/list_tools', operationId: 'mcpListTools', summary: 'List a server\'s tools as an mcp_list_tools item', tag: 'broker', auth: 'api', body: ListToolsBody, ok: { 200: { description: 'The listing (x-mcp-cache: hit or miss)', schema: McpListToolsItemSchema, headers: { 'x-mcp-cache': 'hit or miss' } } }, errors: [...bodyErrors, 401, 404, ...upstreamErrors] },
   { method: 'post', path: '/v1/mcp/call', operationId: 'mcpCall', summary: 'Call a tool: an mcp_call item, or an mcp_approval_request item when approval is required', tag: 'broker', auth: 'api', body: CallBody, ok: { 200: { description: 'The call\'s item, or an approval request', oneOf: [McpCallItemSchema, McpApprovalRequestItemSchema] } }, errors: [...bodyErrors, 401, 403, 404, 409, 410, ...upstreamErrors] },
@@ -177,7 +268,8 @@ export const OPERATIONS: Operation[] = [
 
   // Responses
   { method: 'post', path: '/v1/responses', operationId: 'createResponse', summary: 'Create a response (OpenAI Responses API, MCP tools run by the broker)', tag: 'responses', auth: 'api', body: CreateResponseSchema, ok: { 200: { description: 'The response; with stream: true, server-sent events', schema: ResponseObjectSchema, text: 'text/event-stream' } }, errors: [...bodyErrors, 401, 403, 404, 409, 410, 424, 429, 502, 503, 504] },
-  { method: 'get', path: '/v1/responses/{id}', operationId: 'getResponse', summary: 'A stored response', tag: 'responses', auth: 'api', pathParams: responseId, ok: { 200: { description: 'The response', schema: ResponseObjectSchema } }, errors: [401, 404] },
+  { method: 'get', path: '/v1/responses/{id}', operationId: 'getResponse', summary: 'A stored response; stream=true replays a background response\'s events after starting_after', tag: 'responses', auth: 'api', pathParams: responseId, query: RetrieveQuery, ok: { 200: { description: 'The response, or server-sent events', schema: ResponseObjectSchema, text: 'text/event-stream' } }, errors: [400, 401, 404] },
+  { method: 'post', path: '/v1/responses/{id}/cancel', operationId: 'cancelResponse', summary: 'Cancel a background response', tag: 'responses', auth: 'api', pathParams: responseId, ok: { 200: { description: 'The response, cancelled (or already finished)', schema: ResponseObjectSchema } }, errors: [400, 401, 404] },
   { method: 'delete', path: '/v1/responses/{id}', operationId: 'deleteResponse', summary: 'Delete a stored response', tag: 'responses', auth: 'api', pathParams: responseId, ok: { 200: { description: 'Deleted', schema: ResponseDeletedSchema } }, errors: [401, 404] },
   { method: 'get', path: '/v1/responses/{id}/input_items', operationId: 'listInputItems', summary: 'A stored response\'s input items', tag: 'responses', auth: 'api', pathParams: responseId, query: InputItemsQuery, ok: { 200: { description: 'Input items', schema: InputItemListSchema } }, errors: [400, 401, 404] },
 ];
@@ -274,7 +366,7 @@ export function buildOpenApi(ops: readonly Operation[] = OPERATIONS, version = '
       tags: [op.tag],
       security: SECURITY[op.auth],
       ...(parameters.length ? { parameters } : {}),
-      ...(op.body ? { requestBody: { required: true, content: { 'application/json': { schema: ref(op.body, 'input') } } } } : {}),
+      ...(op.body ? { requestBody: { required: !op.bodyOptional, content: { 'application/json': { schema: ref(op.body, 'input') } } } } : {}),
       responses,
     };
   }

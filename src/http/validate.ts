@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { InvalidRequestError } from '../errors/index.js';
+import { exceedsDepth } from '../util/depth.js';
 
 /** `tools[2].server_label` from ['tools', 2, 'server_label'] (OpenAI's param notation). */
 export function paramPath(path: readonly PropertyKey[], prefix = ''): string {
@@ -36,10 +37,21 @@ function resolveIssue(issue: Issue, base: PropertyKey[]): { issue: Issue; path: 
   return best ?? { issue, path: here };
 }
 
+/**
+ * Nesting limits at the edge (issue 10 item 8). JSON.parse is iterative, but everything after
+ * it (zod, JSON.stringify, canonical hashing) recurses: 5 000 levels overflowed the stack.
+ * A body may nest MAX_BODY_DEPTH containers; `arguments` (object or JSON text) MAX_ARGUMENTS_DEPTH
+ * (broker/arguments.ts).
+ */
+export const MAX_BODY_DEPTH = 100;
+
 /** Parses input with a schema; the first issue becomes a 400 naming the field. */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown, prefix = ''): z.infer<S> {
   if (input === undefined || input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw new InvalidRequestError('invalid_json', 'The request body must be a JSON object.');
+  }
+  if (exceedsDepth(input, MAX_BODY_DEPTH)) {
+    throw new InvalidRequestError('invalid_value', `The request body nests deeper than ${MAX_BODY_DEPTH} levels.`, { param: prefix || null });
   }
   const r = schema.safeParse(input);
   if (r.success) return r.data;

@@ -34,13 +34,36 @@ export function parseCidrs(list: readonly string[]): Cidr[] {
   });
 }
 
+const v4 = (parts: number[], hi: number, lo: number) => ipaddr.fromByteArray([parts[hi]! >> 8, parts[hi]! & 255, parts[lo]! >> 8, parts[lo]! & 255]) as ipaddr.IPv4;
+
+/**
+ * The IPv4 addresses an IPv6 address carries, for the forms that reach them: IPv4-compatible
+ * (`::a.b.c.d`, ::/96, deprecated), SIIT (::ffff:0:0:0/96), NAT64 (64:ff9b::/96 and the
+ * local-use 64:ff9b:1::/48), 6to4 (2002::/16) and Teredo (2001::/32: server and client).
+ * (`::ffff:a.b.c.d` is unwrapped by `ipaddr.process` before this.)
+ */
+export function embeddedIPv4(addr: ipaddr.IPv6): ipaddr.IPv4[] {
+  const p = addr.parts;
+  const zero = (from: number, to: number) => p.slice(from, to).every((x) => x === 0);
+  if (zero(0, 6) && !(p[6] === 0 && p[7]! <= 1)) return [v4(p, 6, 7)];
+  if (zero(0, 4) && p[4] === 0xffff && p[5] === 0) return [v4(p, 6, 7)];
+  if (p[0] === 0x64 && p[1] === 0xff9b && (zero(2, 6) || p[2] === 1)) return [v4(p, 6, 7)];
+  if (p[0] === 0x2002) return [v4(p, 1, 2)];
+  if (p[0] === 0x2001 && p[1] === 0) return [v4(p, 2, 3), v4([p[6]! ^ 0xffff, p[7]! ^ 0xffff], 0, 1)];
+  return [];
+}
+
 /** Pure: may the broker connect to this IP address under this policy? */
 export function isAddressAllowed(ip: string, policy: EgressPolicy): boolean {
   const literal = ip.replace(/^\[|\]$/g, '');
   if (!ipaddr.isValid(literal)) return false;
   const addr = ipaddr.process(literal); // unwraps ::ffff:a.b.c.d
   if (METADATA.includes(addr.toNormalizedString())) return false;
-  if (addr.range() === 'unicast') return true;
+  // Embedded-IPv4 forms are never public unicast: refused like private ranges, and a
+  // metadata address inside one is refused whatever the policy says.
+  const embedded = addr.kind() === 'ipv6' ? embeddedIPv4(addr as ipaddr.IPv6) : [];
+  if (embedded.some((e) => METADATA.includes(e.toNormalizedString()))) return false;
+  if (addr.range() === 'unicast' && embedded.length === 0) return true;
   if (policy.allowPrivate) return true;
   return policy.allowCidrs.some(([net, bits]) => net.kind() === addr.kind() && addr.match(net, bits));
 }

@@ -1,6 +1,6 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { LRUCache } from 'lru-cache';
-import { scrub } from '../util/scrub.js';
+import { expandSecrets, scrub } from '../util/scrub.js';
 
 /**
  * Known secret values (tokens, keys, header values) to scrub from every log line: pino's
@@ -23,7 +23,8 @@ export class SecretValues {
     }
   }
   all(): string[] {
-    this.sorted ??= [...this.permanent, ...this.recent.keys()].sort((a, b) => b.length - a.length);
+    // Raw, JSON-escaped and URL-encoded forms, longest first (util/scrub.ts).
+    this.sorted ??= expandSecrets([...this.permanent, ...this.recent.keys()]);
     return this.sorted;
   }
 }

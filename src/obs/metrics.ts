@@ -1,5 +1,15 @@
 import client from 'prom-client';
 
+/**
+ * The `server_label` of a metric: registered servers by their label (admin-chosen, bounded);
+ * every inline server as one value, `inline` — caller-chosen labels would make one series
+ * per label, forever (issue 10 item 7).
+ */
+export const INLINE_METRIC_LABEL = 'inline';
+export function metricLabel(server: { server_label: string; record?: unknown }): string {
+  return server.record ? server.server_label : INLINE_METRIC_LABEL;
+}
+
 /** One prom-client registry per app instance (no module-level singletons). */
 export class Metrics {
   readonly registry = new client.Registry();

@@ -1,4 +1,4 @@
-import type { AllowedTools, ApprovalPolicy, RequireApproval, ToolFilter } from './schema.js';
+import type { AllowedTools, ApprovalPolicy, Grant, Grants, RequireApproval, ToolFilter } from './schema.js';
 
 /** What policy needs to know of a tool. A tool without annotations is not read-only. */
 export interface PolicyTool {
@@ -67,4 +67,27 @@ export function materializeApproval(tools: readonly PolicyTool[], layers: readon
   if (free.length === 0) return 'always';
   if (free.length === tools.length) return 'never';
   return { never: { tool_names: free } };
+}
+
+/**
+ * The key's grant for a registered label: `undefined` when the label is not granted (the
+ * caller must not learn it exists); null when every server is granted with no narrowing.
+ */
+export function grantFor(grants: Grants, label: string): Grant | null | undefined {
+  if (grants === '*') return null;
+  const k = label.toLowerCase();
+  return grants.find((g) => g.server_label.toLowerCase() === k);
+}
+
+/**
+ * The grant's layer. Like a registered caller's, an omitted require_approval adds nothing;
+ * a grant can only narrow: it is one more layer that every tool must pass.
+ */
+export function grantLayer(grant: Grant): PolicyLayer {
+  return { allowed_tools: grant.allowed_tools ?? null, require_approval: grant.require_approval ?? 'never' };
+}
+
+/** Layers of a registered server: record, then the key's grant (if it narrows), then caller. */
+export function registeredLayers(record: PolicyLayer, grant: Grant | null, caller: PolicyLayer): PolicyLayer[] {
+  return grant ? [record, grantLayer(grant), caller] : [record, caller];
 }

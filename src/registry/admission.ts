@@ -2,6 +2,7 @@ import dns from 'node:dns/promises';
 import net from 'node:net';
 import type { ServerRecord } from '../config/serverRecord.js';
 import { expandRefs, MissingEnvVarError } from '../config/expand.js';
+import { credentialValueProblem } from '../config/headers.js';
 import { InvalidRequestError } from '../errors/index.js';
 import { isAddressAllowed } from '../mcp/egress.js';
 
@@ -11,7 +12,8 @@ import { isAddressAllowed } from '../mcp/egress.js';
  */
 export async function admitRecord(record: ServerRecord, env: NodeJS.ProcessEnv): Promise<void> {
   for (const [name, value] of Object.entries(record.headers)) {
-    checkRefs(value, env, `headers.${name}`);
+    const problem = credentialValueProblem(name, checkRefs(value, env, `headers.${name}`));
+    if (problem) throw new InvalidRequestError('invalid_value', `Invalid value for 'headers.${name}' (after \${NAME} expansion): ${problem}.`, { param: `headers.${name}` });
   }
   if (record.approval.webhook_secret) {
     const secret = checkRefs(record.approval.webhook_secret, env, 'approval.webhook_secret');
@@ -24,6 +26,7 @@ export async function admitRecord(record: ServerRecord, env: NodeJS.ProcessEnv):
       param: 'approval.webhook_secret',
     });
   }
+  if (record.oauth?.client_secret !== undefined) checkRefs(record.oauth.client_secret, env, 'oauth.client_secret');
   const host = new URL(record.server_url).hostname.replace(/^\[|\]$/g, '');
   const policy = { allowPrivate: record.allow_private_network, allowCidrs: [] };
   let addresses: string[];

@@ -2,43 +2,111 @@ import { promises as fs } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { ServersFileSchema, type ServerRecord } from '../config/serverRecord.js';
+import { z } from 'zod';
+import { ServerRecordSchema, type ServerRecord } from '../config/serverRecord.js';
 import { ConfigError } from '../config/env.js';
 import { ConflictError, NotFoundError } from '../errors/index.js';
 import { labelKey, type RegistryStore } from './store.js';
 
-/** Reads and validates servers.config.json; a missing file is an empty registry. */
-export async function readServersFile(path: string): Promise<ServerRecord[]> {
-  let text: string;
-  try {
-    text = await fs.readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw new ConfigError(`cannot read ${path}: ${(e as Error).message}`);
+/**
+ * Top-level sections of the registry file, each owned by one store: `servers` (this file),
+ * `keys` (src/keys). Another section is added by naming it here and giving it a store that
+ * calls RegistryFile.update with its own serialized value, as FileKeyStore does.
+ */
+export const REGISTRY_SECTIONS = ['servers', 'keys'] as const;
+export type RegistrySection = (typeof REGISTRY_SECTIONS)[number];
+
+/**
+ * The registry file (`BROKER_CONFIG`): one JSON object of sections, read once, rewritten
+ * atomically and whole by one serialized writer whichever section changes.
+ */
+export class RegistryFile {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly path: string,
+    private readonly doc: Partial<Record<RegistrySection, unknown>>,
+  ) {}
+
+  /** A missing file is an empty registry; anything unreadable is a ConfigError. */
+  static async open(path: string): Promise<RegistryFile> {
+    let text: string;
+    try {
+      text = await fs.readFile(path, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new RegistryFile(path, {});
+      throw new ConfigError(`cannot read ${path}: ${(e as Error).message}`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new ConfigError(`${path} is not valid JSON: ${(e as Error).message}`);
+    }
+    if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new ConfigError(`${path}: invalid the file: expected a JSON object`);
+    for (const k of Object.keys(json)) {
+      if (!(REGISTRY_SECTIONS as readonly string[]).includes(k)) throw new ConfigError(`${path}: invalid the file: unknown field "${k}"`);
+    }
+    return new RegistryFile(path, json as Partial<Record<RegistrySection, unknown>>);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(`${path} is not valid JSON: ${(e as Error).message}`);
+
+  /** The section as read from disk or last written; undefined when absent. */
+  section(name: RegistrySection): unknown {
+    return this.doc[name];
   }
-  const r = ServersFileSchema.safeParse(json);
+
+  /**
+   * Serialized write of one section: `step` runs once every earlier write is done, returns
+   * the section's next value and a commit run only after the whole file is durable. A
+   * throwing step writes nothing.
+   */
+  update<T>(name: RegistrySection, step: () => { value: unknown; commit: () => T }): Promise<T> {
+    const run = async () => {
+      const { value, commit } = step();
+      const next = { ...this.doc, [name]: value };
+      const ordered = Object.fromEntries(REGISTRY_SECTIONS.filter((k) => next[k] !== undefined).map((k) => [k, next[k]]));
+      await writeFileAtomic(this.path, JSON.stringify(ordered, null, 2) + '\n');
+      this.doc[name] = value;
+      return commit();
+    };
+    const p = this.queue.then(run, run);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
+  async close() {
+    await this.queue.catch(() => undefined);
+  }
+}
+
+/** Validates the `servers` section; names the record and field of the first problem. */
+export function parseServers(file: RegistryFile): ServerRecord[] {
+  const path = file.path;
+  const raw = file.section('servers') ?? [];
+  const r = ServersSchema.safeParse(raw);
   if (!r.success) {
     const issue = r.error.issues[0]!;
-    const [, index, ...field] = issue.path;
-    const raw = (json as { servers?: Array<{ server_label?: unknown }> })?.servers?.[index as number];
-    const name = typeof raw?.server_label === 'string' ? `"${raw.server_label}"` : `#${String(index)}`;
+    const [index, ...field] = issue.path;
+    const rec = Array.isArray(raw) ? (raw[index as number] as { server_label?: unknown } | undefined) : undefined;
+    const name = typeof rec?.server_label === 'string' ? `"${rec.server_label}"` : `#${String(index)}`;
     const where = index === undefined ? 'the file' : `server ${name}, field ${field.join('.') || '(record)'}`;
     throw new ConfigError(`${path}: invalid ${where}: ${issue.message}`);
   }
   const seen = new Set<string>();
-  for (const s of r.data.servers) {
+  for (const s of r.data) {
     if (seen.has(labelKey(s.server_label))) {
       throw new ConfigError(`${path}: server_label "${s.server_label}" appears twice`);
     }
     seen.add(labelKey(s.server_label));
   }
-  return r.data.servers;
+  return r.data;
+}
+
+const ServersSchema = z.array(ServerRecordSchema);
+
+/** Reads and validates the servers of servers.config.json; a missing file is an empty registry. */
+export async function readServersFile(path: string): Promise<ServerRecord[]> {
+  return parseServers(await RegistryFile.open(path));
 }
 
 /** Atomic replace: temp file + fsync + rename + directory fsync, mode 0600. */
@@ -68,14 +136,18 @@ export async function writeFileAtomic(path: string, data: string): Promise<void>
 /** The embedded registry: records in memory, every write serialized and persisted first. */
 export class FileRegistryStore implements RegistryStore {
   private readonly records = new Map<string, ServerRecord>();
-  private queue: Promise<unknown> = Promise.resolve();
   private readonly events = new EventEmitter();
 
-  private constructor(private readonly path: string) {}
+  private constructor(private readonly file: RegistryFile) {}
 
   static async open(path: string): Promise<FileRegistryStore> {
-    const store = new FileRegistryStore(path);
-    for (const r of await readServersFile(path)) store.records.set(labelKey(r.server_label), r);
+    return FileRegistryStore.on(await RegistryFile.open(path));
+  }
+
+  /** The `servers` section of an opened registry file (shared with the other sections). */
+  static on(file: RegistryFile): FileRegistryStore {
+    const store = new FileRegistryStore(file);
+    for (const r of parseServers(file)) store.records.set(labelKey(r.server_label), r);
     return store;
   }
 
@@ -127,23 +199,24 @@ export class FileRegistryStore implements RegistryStore {
   }
 
   async close() {
-    await this.queue.catch(() => undefined);
+    await this.file.close();
   }
 
   /** Serialized copy-on-write: the new state is on disk before it is visible or acknowledged. */
   private write<T>(label: string, mutate: (next: Map<string, ServerRecord>) => T, notify = true): Promise<T> {
-    const run = async () => {
+    return this.file.update('servers', () => {
       const next = new Map(this.records);
       const result = mutate(next);
-      await writeFileAtomic(this.path, JSON.stringify({ servers: [...next.values()] }, null, 2) + '\n');
-      this.records.clear();
-      for (const [k, v] of next) this.records.set(k, v);
-      if (notify) this.events.emit('change', label);
-      return result;
-    };
-    const p = this.queue.then(run, run);
-    this.queue = p.catch(() => undefined);
-    return p;
+      return {
+        value: [...next.values()],
+        commit: () => {
+          this.records.clear();
+          for (const [k, v] of next) this.records.set(k, v);
+          if (notify) this.events.emit('change', label);
+          return result;
+        },
+      };
+    });
   }
 }
 

@@ -7,5 +7,6 @@ export function toView(record: ServerRecord) {
   const headers = Object.fromEntries(Object.keys(record.headers).map((k) => [k, REDACTED]));
   const approval = { ...record.approval };
   if (approval.webhook_secret !== undefined) approval.webhook_secret = REDACTED;
-  return { ...record, headers, approval };
+  const oauth = record.oauth && { ...record.oauth, ...(record.oauth.client_secret !== undefined ? { client_secret: REDACTED } : {}) };
+  return { ...record, headers, approval, ...(oauth ? { oauth } : {}) };
 }

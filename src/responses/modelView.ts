@@ -1,6 +1,7 @@
 import type { McpCallItem } from '../broker/items.js';
 import type { ApprovalResponseEntry, Entry, McpApprovalRequestEntry, McpCallEntry } from './transcript.js';
 import type { ModelMessage } from './upstream/types.js';
+import type { ContentPart } from './schema.js';
 
 /** What the model is told an MCP call returned. */
 export function resultText(call: McpCallItem): string {
@@ -60,7 +61,7 @@ export function toModelMessages(transcript: readonly Entry[], fnNameOf: (label: 
         out.push({ kind: 'call', call_id: e.call_id, name: e.name, arguments: e.arguments });
         break;
       case 'function_call_output':
-        out.push({ kind: 'result', call_id: e.call_id, output: outputText(e.output) });
+        out.push({ kind: 'result', call_id: e.call_id, output: outputText(e.output), ...(Array.isArray(e.output) ? { parts: e.output as ContentPart[] } : {}) });
         break;
       case 'mcp_call':
         // An approved call is shown at its approval request, where the model made it.

@@ -9,7 +9,7 @@ import { toModelMessages } from './modelView.js';
 import { responseObject, type ResponseState } from './responseObject.js';
 import type { CreateResponse } from './schema.js';
 import type { Sink } from './sink.js';
-import type { ResponseStore } from './store.js';
+import type { ResponseStore, StoredResponse } from './store.js';
 import type { McpBinding, Toolset } from './toolset.js';
 import { isInternal, publicItem, type FunctionCallEntry, type Upstreamed } from './transcript.js';
 import { OutputWriter } from './output.js';
@@ -25,6 +25,13 @@ export interface RunDeps {
   store: ResponseStore;
   logger: Logger;
   maxIterations: number;
+}
+
+/** The abort reason of a cancelled run (POST /v1/responses/{id}/cancel). */
+export class RunCancelled extends Error {
+  constructor() {
+    super('The response was cancelled.');
+  }
 }
 
 /** A call the model made that will run, with what the transcript must remember of it. */
@@ -51,9 +58,15 @@ export interface PreparedRun {
 export class ResponseRun {
   private readonly out: OutputWriter;
   private usage = zeroUsage();
+  private serviceTier: string | undefined;
+  /** call_ids of function calls already streamed to the caller. */
+  private readonly streamed = new Set<string>();
   private toolCalls = 0;
   /** A tools/call was sent: errors after this must tell SDKs not to retry. */
   sideEffects = false;
+  private status: ResponseState['status'];
+  /** Background runs: writes the stored response; false when the end was already written elsewhere. */
+  persist?: (stored: StoredResponse, final: boolean) => Promise<boolean>;
 
   constructor(
     private readonly d: RunDeps,
@@ -62,45 +75,74 @@ export class ResponseRun {
     private readonly signal: AbortSignal,
   ) {
     this.out = new OutputWriter(sink, p.includeEncrypted);
+    this.status = p.body.background ? 'queued' : 'in_progress';
+  }
+
+  /** The stored form of the response right now (background progress, and the end). */
+  snapshot(response: Record<string, unknown>): StoredResponse {
+    return {
+      id: this.p.id,
+      owner: this.p.owner,
+      response,
+      inputItems: this.p.ctx.input.filter((e) => !isInternal(e)).map((e) => publicItem(e, this.p.includeEncrypted)),
+      transcript: [...this.p.ctx.transcript, ...this.out.added],
+    };
+  }
+
+  /** The response object as it stands (status in_progress while running). */
+  current(): Record<string, unknown> {
+    return this.object(this.state(this.status));
   }
 
   async run(): Promise<Record<string, unknown>> {
-    const start = this.state('in_progress');
-    start.usage = null;
+    const start = this.state(this.p.body.background ? 'queued' : 'in_progress');
     this.sink.emit('response.created', { response: this.object(start) });
-    this.sink.emit('response.in_progress', { response: this.object(start) });
+    if (this.p.body.background) this.sink.emit('response.queued', { response: this.object(start) });
+    this.status = 'in_progress';
+    const progress = this.state('in_progress');
+    this.sink.emit('response.in_progress', { response: this.object(progress) });
     for (const b of this.p.toolset.bindings) if (b.listing) this.out.listing(b.listing);
 
     let final: ResponseState;
     try {
+      this.checkAborted();
       await this.runApprovedFirst();
       const end = await this.loop();
       final = this.state(end.status);
       if (end.reason) final.incomplete_details = { reason: end.reason };
     } catch (err) {
+      const cancelled = this.signal.aborted && this.signal.reason instanceof RunCancelled;
       const api = err instanceof ApiError ? err : mapUpstreamError(err);
-      if (!this.sink.streaming || this.signal.aborted) throw api;
-      this.d.logger.warn({ response: this.p.id, code: api.code }, 'response failed after streaming began');
-      final = this.state('failed');
-      final.error = { code: api.code ?? 'server_error', message: api.message };
+      if (!cancelled && (!this.sink.streaming || this.signal.aborted)) throw api;
+      // Open items close first, with what streamed so far (wire doc §4).
+      this.out.closeOpen();
+      if (cancelled) final = this.state('cancelled');
+      else {
+        this.d.logger.warn({ response: this.p.id, code: api.code }, 'response failed after streaming began');
+        final = this.state('failed');
+        final.error = { code: api.code ?? 'server_error', message: api.message };
+      }
     }
+    this.status = final.status;
     const response = this.object(final);
-    if (this.p.body.store !== false) {
-      await this.d.store.put({
-        id: this.p.id,
-        owner: this.p.owner,
-        response,
-        inputItems: this.p.ctx.input.filter((e) => !isInternal(e)).map((e) => publicItem(e, this.p.includeEncrypted)),
-        transcript: [...this.p.ctx.transcript, ...this.out.added],
-      });
+    const event = final.status === 'failed' ? 'response.failed' : final.status === 'incomplete' ? 'response.incomplete' : final.status === 'cancelled' ? 'response.cancelled' : 'response.completed';
+    if (this.persist) {
+      // Background: the end is written once, by whoever claims it first (SPEC §6).
+      if (!(await this.persist(this.snapshot(response), true))) return response;
+    } else if (this.p.body.store !== false) {
+      await this.d.store.put(this.snapshot(response));
     }
-    const event = final.status === 'failed' ? 'response.failed' : final.status === 'incomplete' ? 'response.incomplete' : 'response.completed';
     this.sink.emit(event, { response });
     return response;
   }
 
+  private checkAborted() {
+    if (this.signal.aborted) throw this.signal.reason instanceof Error ? this.signal.reason : new RunCancelled();
+  }
+
   private async loop(): Promise<{ status: 'completed' | 'incomplete'; reason?: string }> {
     for (let turn = 0; turn < this.d.maxIterations; turn++) {
+      this.checkAborted();
       const started = performance.now();
       let outcome = 'error';
       let result;
@@ -110,11 +152,16 @@ export class ResponseRun {
       } finally {
         this.d.metrics.modelDuration.observe({ outcome }, (performance.now() - started) / 1000);
       }
+      this.checkAborted();
       this.usage = addUsage(this.usage, result.usage);
-      this.out.closeMessage();
+      if (result.serviceTier) this.serviceTier = result.serviceTier;
+      // Anything the upstream started and never finished.
+      this.out.closeOpen();
       const calls = result.items.filter((i): i is FunctionCallEntry => i.type === 'function_call');
       if (calls.length === 0) return { status: 'completed' };
-      if (await this.handleCalls(calls)) return { status: 'completed' };
+      const stop = await this.handleCalls(calls);
+      this.checkAborted();
+      if (stop) return { status: 'completed' };
     }
     return { status: 'incomplete', reason: 'max_iterations' };
   }
@@ -136,15 +183,43 @@ export class ResponseRun {
       reasoning: b.reasoning,
       text: b.text,
       user: b.user,
+      presencePenalty: b.presence_penalty,
+      frequencyPenalty: b.frequency_penalty,
+      topLogprobs: b.top_logprobs,
+      serviceTier: b.service_tier,
+      safetyIdentifier: b.safety_identifier,
+      promptCacheKey: b.prompt_cache_key,
+      promptCacheRetention: b.prompt_cache_retention,
     };
   }
 
+  /** Upstream events → output events. MCP calls are not streamed: they run after the turn. */
   private onTurnEvent(e: TurnEvent) {
-    if (e.type === 'text_delta') return this.out.textDelta(e.delta);
-    const item = e.item;
-    if (item.type === 'message') {
-      this.out.wholeMessage(typeof item.content === 'string' ? item.content : item.content.map((c) => ('text' in c ? c.text : '')).join(''));
-    } else if (item.type === 'reasoning') this.out.whole(item);
+    switch (e.type) {
+      case 'message_start':
+        return this.out.messageStart(e.key, e.id);
+      case 'content_delta':
+        return this.out.contentDelta(e.key, e.content_index, e.part, e.delta);
+      case 'reasoning_start':
+        return this.out.reasoningStart(e.key, e.id);
+      case 'summary_delta':
+        return this.out.summaryDelta(e.key, e.summary_index, e.delta);
+      case 'call_start':
+        // A caller's function tool streams as it comes; an MCP tool's call is decided later.
+        if (this.p.toolset.byFn.get(e.name)?.kind === 'function') this.out.functionStart(e.key, e);
+        return;
+      case 'arguments_delta':
+        return this.out.argumentsDelta(e.key, e.delta);
+      case 'done': {
+        const item = e.item;
+        if (item.type === 'message') this.out.messageDone(e.key, item);
+        else if (item.type === 'reasoning') this.out.reasoningDone(e.key, item);
+        else if (this.out.isOpen(e.key)) {
+          this.out.functionDone(e.key, item);
+          this.streamed.add(item.call_id);
+        }
+      }
+    }
   }
 
   /** Returns true when the response ends here (an approval to wait for, or client function calls). */
@@ -159,7 +234,12 @@ export class ResponseRun {
       if (!target) {
         this.note(call, `Error: there is no tool named '${call.name}'.`);
       } else if (target.kind === 'function') {
-        this.out.functionCall(call);
+        // Streamed already as it came, unless its name arrived too late to know it then.
+        if (!this.streamed.has(call.call_id)) {
+          const key = `late:${call.call_id}`;
+          this.out.functionStart(key, call);
+          this.out.functionDone(key, call);
+        }
         stop = true;
       } else if (max != null && this.toolCalls >= max) {
         this.note(call, `Not run: this response reached its max_tool_calls limit (${max}).`);
@@ -241,6 +321,8 @@ export class ResponseRun {
       list.map(async (r, i) => {
         const { id, index } = slots[i]!;
         const item = await this.d.broker.execute(r.binding.server, r.name, r.prepared.args, r.prepared.approval_request_id, { signal: this.signal, capacity: 'item' });
+        // Cancelled while it ran: its result is dropped, and the model never sees it.
+        if (this.signal.aborted) return;
         this.out.endCall(index, { ...item, id, hidden: r.hidden });
       }),
     );
@@ -255,9 +337,12 @@ export class ResponseRun {
     return {
       id: this.p.id,
       created_at: this.p.createdAt,
+      completed_at: status === 'completed' ? Math.floor(Date.now() / 1000) : null,
+      ...(this.serviceTier ? { service_tier: this.serviceTier } : {}),
       status,
-      output: status === 'in_progress' ? [] : this.out.publicOutput(),
-      usage: this.usage,
+      output: this.out.publicOutput(),
+      // Known once the run ends.
+      usage: status === 'queued' || status === 'in_progress' ? null : this.usage,
       error: null,
       incomplete_details: null,
       tools: this.p.toolset.echo,

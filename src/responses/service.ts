@@ -6,9 +6,11 @@ import { ConflictError, InvalidRequestError, NotFoundError, UpstreamError } from
 import { newId } from '../util/ids.js';
 import { buildContext } from './context.js';
 import { ResponseRun, type PreparedRun } from './run.js';
-import type { CreateResponse } from './schema.js';
-import type { Sink } from './sink.js';
-import type { ResponseStore } from './store.js';
+import type { CreateResponse, RequestTool } from './schema.js';
+import type { EventTarget, Sink } from './sink.js';
+import type { ResponseStore, StoredResponse } from './store.js';
+import { TERMINAL } from './responseObject.js';
+import type { BackgroundRuns } from './background.js';
 import { buildToolset } from './toolset.js';
 import type { McpApprovalRequestEntry } from './transcript.js';
 import type { ModelAdapter } from './upstream/types.js';
@@ -22,6 +24,12 @@ export interface ResponsesOptions {
   logger: Logger;
   maxIterations: number;
   maxMcpTools: number;
+  background: BackgroundRuns;
+}
+
+function hasFileUrl(e: { type: string; content?: unknown; output?: unknown }): boolean {
+  const parts = e.type === 'message' ? e.content : e.type === 'function_call_output' ? e.output : undefined;
+  return Array.isArray(parts) && parts.some((p: { type?: string; file_url?: unknown }) => p?.type === 'input_file' && !!p.file_url);
 }
 
 /** POST /v1/responses: everything that can fail with an HTTP error happens in prepare(). */
@@ -32,13 +40,53 @@ export class ResponsesService {
     return this.o.store;
   }
 
-  async prepare(body: CreateResponse, owner: string, signal: AbortSignal): Promise<PreparedRun> {
+  get background() {
+    return this.o.background;
+  }
+
+  /** A stored response of this key (others get 404), a lost background run settled first. */
+  async owned(id: string, owner: string): Promise<StoredResponse> {
+    const stored = await this.o.store.get(id);
+    if (!stored || stored.owner !== owner) throw new NotFoundError('not_found', `Response with id '${id}' not found.`);
+    return this.o.background.settle(stored);
+  }
+
+  async cancel(id: string, owner: string): Promise<Record<string, unknown>> {
+    const stored = await this.owned(id, owner);
+    if (stored.response.background !== true) {
+      throw new InvalidRequestError('invalid_value', `Response '${id}' was not created with background: true; only background responses can be cancelled.`, { param: 'response_id' });
+    }
+    return this.o.background.cancel(stored);
+  }
+
+  /** DELETE: an unfinished background run is cancelled first, so it cannot write itself back. */
+  async delete(id: string, owner: string): Promise<void> {
+    const stored = await this.owned(id, owner);
+    if (stored.response.background === true && !TERMINAL.has(String(stored.response.status))) await this.o.background.cancel(stored);
+    await this.o.store.delete(id);
+  }
+
+  /** Starts a prepared background run; returns the queued response object. */
+  startBackground(p: PreparedRun, live?: EventTarget): Promise<Record<string, unknown>> {
+    return this.o.background.start(p.id, (sink, signal) => this.run(p, sink, signal), live);
+  }
+
+  async prepare(body: CreateResponse, tools: readonly RequestTool[], owner: string, signal: AbortSignal): Promise<PreparedRun> {
     if (!this.o.adapter) {
       throw new UpstreamError(503, 'upstream_not_configured', 'No model upstream is configured (UPSTREAM_BASE_URL).');
     }
+    if (body.background && body.store === false) {
+      throw new InvalidRequestError('invalid_value', 'background: true requires store to be true (or omitted): a background response is stored.', { param: 'store' });
+    }
     const { broker, approvals } = this.o;
     const ctx = await buildContext(body, owner, { store: this.o.store, approvals });
-    const toolset = await buildToolset(body.tools ?? [], body.tool_choice, ctx.transcript, { broker, maxMcpTools: this.o.maxMcpTools, signal });
+    if (ctx.previous && !TERMINAL.has(String(ctx.previous.response.status))) {
+      throw new InvalidRequestError('invalid_value', `Previous response '${ctx.previous.id}' has not finished yet.`, { param: 'previous_response_id' });
+    }
+    if (this.o.adapter.protocol === 'chat_completions' && ctx.input.some(hasFileUrl)) {
+      throw new InvalidRequestError('unsupported_parameter', 'input_file with file_url is not supported with a Chat Completions upstream; send file_data or file_id.', { param: 'input' });
+    }
+    const toolset = await buildToolset(tools, body.tool_choice, ctx.transcript, { broker, maxMcpTools: this.o.maxMcpTools, signal });
 
     const approvedFirst: PreparedRun['approvedFirst'] = [];
     for (const answer of ctx.approvalResponses) {

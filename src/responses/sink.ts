@@ -1,6 +1,4 @@
-import type { Response } from 'express';
-
-/** Where a run's events go: an SSE stream, or nowhere (a plain JSON response). */
+/** Where a run's events go: a stream, a background run's log, or nowhere (a plain JSON response). */
 export interface Sink {
   readonly streaming: boolean;
   emit(type: string, payload: Record<string, unknown>): void;
@@ -9,37 +7,29 @@ export interface Sink {
 
 export const silentSink: Sink = { streaming: false, emit() {}, close() {} };
 
-/** `event: <type>\ndata: <json>\n\n`, sequence numbers from 0, keep-alive comments while idle. */
-export class SseSink implements Sink {
+/** A connection that takes serialized events in order (the HTTP layer's SSE writer). */
+export interface EventTarget {
+  send(type: string, json: string): void;
+  close(): void;
+}
+
+/** `{type, ...payload, sequence_number}` with sequence numbers from 0 (wire doc §3). */
+export function serializeEvent(type: string, payload: Record<string, unknown>, seq: number): string {
+  return JSON.stringify({ type, ...payload, sequence_number: seq });
+}
+
+/** A foreground stream: numbered events straight to one connection. */
+export class StreamSink implements Sink {
   readonly streaming = true;
   private seq = 0;
-  private lastWrite = Date.now();
-  private readonly timer: NodeJS.Timeout;
 
-  constructor(
-    private readonly res: Response,
-    keepAliveMs = 15_000,
-  ) {
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    res.flushHeaders();
-    this.timer = setInterval(() => {
-      if (Date.now() - this.lastWrite >= keepAliveMs) this.write(': keep-alive\n\n');
-    }, Math.max(50, Math.floor(keepAliveMs / 2)));
-    this.timer.unref();
-  }
+  constructor(private readonly target: EventTarget) {}
 
   emit(type: string, payload: Record<string, unknown>) {
-    this.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...payload, sequence_number: this.seq++ })}\n\n`);
+    this.target.send(type, serializeEvent(type, payload, this.seq++));
   }
 
   close() {
-    clearInterval(this.timer);
-    if (!this.res.writableEnded) this.res.end();
-  }
-
-  private write(s: string) {
-    if (this.res.writableEnded || this.res.destroyed) return;
-    this.lastWrite = Date.now();
-    this.res.write(s);
+    this.target.close();
   }
 }

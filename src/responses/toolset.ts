@@ -1,12 +1,11 @@
 import type { Broker } from '../broker/broker.js';
 import type { McpListToolsItem } from '../broker/items.js';
 import type { ResolvedServer } from '../broker/resolve.js';
-import { McpToolParamSchema, type McpToolParam } from '../broker/toolParam.js';
+import type { McpToolParam } from '../broker/toolParam.js';
 import { ApiError, InvalidRequestError } from '../errors/index.js';
-import { parseInput } from '../http/validate.js';
 import { effectiveAllowed, materializeApproval } from '../policy/policy.js';
 import { sha256Hex } from '../util/ids.js';
-import { FunctionToolSchema, type FunctionTool, type ToolChoice } from './schema.js';
+import type { FunctionTool, RequestTool, ToolChoice } from './schema.js';
 import type { Entry } from './transcript.js';
 import type { ModelTool, ModelToolChoice } from './upstream/types.js';
 
@@ -56,8 +55,9 @@ function listingInContext(context: readonly Entry[], label: string): McpListTool
   return undefined;
 }
 
+/** The request's tools, already validated by the HTTP layer, become what the model sees. */
 export async function buildToolset(
-  rawTools: readonly unknown[],
+  rawTools: readonly RequestTool[],
   toolChoice: ToolChoice | undefined,
   context: readonly Entry[],
   o: { broker: Broker; maxMcpTools: number; signal: AbortSignal },
@@ -67,22 +67,16 @@ export async function buildToolset(
   const labels = new Set<string>();
   const echoFunction = new Map<number, FunctionTool>();
   rawTools.forEach((raw, index) => {
-    const type = (raw as { type?: unknown })?.type;
-    if (type === 'mcp') {
-      const param = parseInput(McpToolParamSchema, raw, `tools[${index}]`);
+    if (raw.type === 'mcp') {
+      const param = raw;
       if (labels.has(param.server_label.toLowerCase())) {
         throw new InvalidRequestError('invalid_value', `Duplicate server_label '${param.server_label}' in tools.`, { param: `tools[${index}].server_label` });
       }
       labels.add(param.server_label.toLowerCase());
       mcpParams.push({ index, param });
-    } else if (type === 'function') {
-      const f = parseInput(FunctionToolSchema, raw, `tools[${index}]`);
-      functions.push(f);
-      echoFunction.set(index, f);
     } else {
-      throw new InvalidRequestError('unsupported_tool_type', `Tool type '${String(type)}' is not supported by this server; use 'mcp' or 'function'.`, {
-        param: `tools[${index}].type`,
-      });
+      functions.push(raw);
+      echoFunction.set(index, raw);
     }
   });
   if (mcpParams.length > o.maxMcpTools) {

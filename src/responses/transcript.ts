@@ -19,6 +19,8 @@ export type ReasoningEntry = {
   summary: Array<{ type: 'summary_text'; text: string }>;
   content?: Array<{ type: string; text: string }> | null;
   encrypted_content?: string | null;
+  /** Set when the item was cut short (`incomplete`). */
+  status?: string;
 };
 /** `internal`: the broker's note to the model (a call it refused to run); never in output. */
 export type FunctionCallEntry = { type: 'function_call'; id: string; call_id: string; name: string; arguments: string; status?: string; internal?: boolean };

@@ -5,7 +5,8 @@ export type ClusterEvent =
   | { kind: 'registry'; label: string }
   | { kind: 'pins'; label: string }
   | { kind: 'tools_changed'; serverKey: string }
-  | { kind: 'approval'; id: string };
+  | { kind: 'approval'; id: string }
+  | { kind: 'response_cancel'; id: string };
 
 export interface ClusterBus {
   publish(e: ClusterEvent): void;

@@ -7,9 +7,11 @@ import { unknownLabel } from '../../registry/fileStore.js';
 import { toView } from '../../registry/view.js';
 import { registeredServerKey } from '../../registry/store.js';
 import { parseInput } from '../validate.js';
+import { UNRESTRICTED } from '../../keys/caller.js';
+import type { OAuthManager } from '../../oauth/manager.js';
 
 /** SPEC §2 admin API: registry records, their status, and refresh (re-pin). */
-export function adminRoutes(broker: Broker): Router {
+export function adminRoutes(broker: Broker, oauth?: OAuthManager): Router {
   const { registry, catalog, upstreams, settings } = broker.d;
   const r = Router();
 
@@ -26,15 +28,17 @@ export function adminRoutes(broker: Broker): Router {
   r.post('/servers', async (req, res) => {
     const record = parseInput(ServerRecordSchema, req.body);
     await admitRecord(record, settings.env);
+    oauth?.admit(record);
     res.status(201).json(toView(await registry.create(record)));
   });
 
   r.get('/servers/:label', async (req, res) => {
     const record = await recordOr404(req.params.label);
-    const server = await broker.resolve({ type: 'mcp', server_label: record.server_label }, 'tool').catch(() => undefined);
+    const server = await broker.resolve({ type: 'mcp', server_label: record.server_label }, 'tool', UNRESTRICTED).catch(() => undefined);
     const transport = server ? (upstreams.pool.peek(server.sessionKey)?.transportInUse ?? null) : null;
     const status = catalog.serverStatus(server ?? { serverKey: registeredServerKey(record.server_label), sessionKey: '' }, transport);
-    res.json({ ...toView(record), status });
+    const oauthStatus = record.oauth && oauth ? { oauth: await oauth.status(record) } : {};
+    res.json({ ...toView(record), status: { ...status, ...oauthStatus } });
   });
 
   r.put('/servers/:label', async (req, res) => {
@@ -47,6 +51,7 @@ export function adminRoutes(broker: Broker): Router {
     const record = parseInput(ServerRecordSchema, withLabel);
     await recordOr404(label);
     await admitRecord(record, settings.env);
+    oauth?.admit(record);
     res.json(toView(await registry.replace(label, record)));
   });
 
@@ -58,7 +63,7 @@ export function adminRoutes(broker: Broker): Router {
 
   r.post('/servers/:label/refresh', async (req, res) => {
     const record = await recordOr404(req.params.label);
-    const server = await broker.resolve({ type: 'mcp', server_label: record.server_label }, 'tool');
+    const server = await broker.resolve({ type: 'mcp', server_label: record.server_label }, 'tool', UNRESTRICTED);
     res.json(await broker.refresh(server));
   });
 

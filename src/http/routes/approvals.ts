@@ -15,7 +15,12 @@ export const DecisionBody = z.strictObject({
   arguments_sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').optional(),
 });
 export const WaitQuery = z.object({ wait_ms: z.coerce.number().int().min(0).optional() });
-export const ListQuery = z.object({ status: ApprovalStatusSchema.optional() });
+/** Pages (OpenAI list shape): `limit` [20, ≤ 100], `after` an id from the previous page. */
+export const ListQuery = z.object({
+  status: ApprovalStatusSchema.optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  after: z.string().min(1).max(128).optional(),
+});
 
 function actorOf(req: Request): Actor {
   const p = principalOf(req);
@@ -31,7 +36,9 @@ export function approvalRoutes(approvals: ApprovalService): Router {
   r.get('/', async (req, res) => {
     if (principalOf(req).kind !== 'approver') throw new AuthenticationError('Listing approvals needs the approver token.');
     const q = parseInput(ListQuery, req.query);
-    res.json({ object: 'list', data: (await approvals.list(q.status)).map(approvalView) });
+    const page = await approvals.list(q);
+    const data = page.data.map(approvalView);
+    res.json({ object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.has_more });
   });
 
   r.get('/:id', async (req, res) => {

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { Broker } from '../../broker/broker.js';
 import { McpToolParamSchema } from '../../broker/toolParam.js';
-import { apiOwner } from '../auth.js';
+import { apiCaller, apiOwner } from '../auth.js';
 import { parseInput } from '../validate.js';
 import { abortOnClose } from '../abort.js';
 
@@ -20,7 +20,7 @@ export function mcpRoutes(broker: Broker): Router {
 
   r.post('/list_tools', async (req, res) => {
     const body = parseInput(ListToolsBody, req.body);
-    const server = await broker.resolve(body.tool, 'tool');
+    const server = await broker.resolve(body.tool, 'tool', apiCaller(req));
     const { item, cache } = await broker.listTools(server, { signal: abortOnClose(req, res) });
     res.setHeader('x-mcp-cache', cache);
     res.json(item);
@@ -28,7 +28,7 @@ export function mcpRoutes(broker: Broker): Router {
 
   r.post('/call', async (req, res) => {
     const body = parseInput(CallBody, req.body);
-    const server = await broker.resolve(body.tool, 'tool');
+    const server = await broker.resolve(body.tool, 'tool', apiCaller(req));
     const result = await broker.call(
       server,
       { name: body.name, arguments: body.arguments ?? undefined, approval_request_id: body.approval_request_id ?? undefined },

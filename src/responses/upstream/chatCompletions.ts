@@ -1,7 +1,8 @@
-import type OpenAI from 'openai';
-import type { ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionCreateParamsStreaming } from 'openai/resources/chat/completions.js';
+import type { ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionCreateParamsStreaming } from 'openai/resources/chat/completions.js';
+import { InvalidRequestError } from '../../errors/index.js';
 import { newId } from '../../util/ids.js';
-import type { ContentPart } from '../schema.js';
+import type { ContentPart, TextParam } from '../schema.js';
+import type { ModelClient } from './client.js';
 import { zeroUsage, type ModelAdapter, type ModelMessage, type TurnEvent, type TurnItem, type TurnRequest, type TurnResult } from './types.js';
 
 function textOf(content: string | ContentPart[]): string {
@@ -9,17 +10,30 @@ function textOf(content: string | ContentPart[]): string {
   return content.map((p) => (p.type === 'input_text' || p.type === 'output_text' ? p.text : p.type === 'refusal' ? p.refusal : '')).join('');
 }
 
-function userParts(content: string | ContentPart[]): string | ChatCompletionContentPart[] {
+/** Responses content parts → Chat Completions parts (wire doc §4: files as `{"type":"file"}`). */
+export function userParts(content: string | ContentPart[]): string | ChatCompletionContentPart[] {
   if (typeof content === 'string') return content;
   return content.flatMap((p): ChatCompletionContentPart[] => {
-    if (p.type === 'input_text' || p.type === 'output_text') return [{ type: 'text', text: p.text }];
-    if (p.type === 'input_image' && p.image_url) return [{ type: 'image_url', image_url: { url: p.image_url, detail: p.detail ?? 'auto' } }];
-    return [];
+    switch (p.type) {
+      case 'input_text':
+      case 'output_text':
+        return [{ type: 'text', text: p.text }];
+      case 'refusal':
+        return [{ type: 'text', text: p.refusal }];
+      case 'input_image':
+        if (p.image_url) return [{ type: 'image_url', image_url: { url: p.image_url, detail: p.detail ?? 'auto' } }];
+        return [{ type: 'file', file: { file_id: p.file_id! } }];
+      case 'input_file':
+        if (p.file_url) {
+          throw new InvalidRequestError('unsupported_parameter', 'input_file.file_url cannot be sent to a Chat Completions upstream; send file_data or file_id.', { param: 'input' });
+        }
+        return [{ type: 'file', file: { ...(p.filename ? { filename: p.filename } : {}), ...(p.file_data ? { file_data: p.file_data } : { file_id: p.file_id! }) } }];
+    }
   });
 }
 
 /** Responses-style history → Chat Completions messages. Reasoning items cannot travel: dropped. */
-export function toChatMessages(req: TurnRequest): ChatCompletionMessageParam[] {
+export function toChatMessages(req: Pick<TurnRequest, 'instructions' | 'messages'>): ChatCompletionMessageParam[] {
   const out: ChatCompletionMessageParam[] = [];
   if (req.instructions) out.push({ role: 'system', content: req.instructions });
   for (const m of req.messages) appendChat(out, m);
@@ -49,35 +63,60 @@ function appendChat(out: ChatCompletionMessageParam[], m: ModelMessage) {
   }
 }
 
+type ChatBody = ChatCompletionCreateParamsStreaming & { max_completion_tokens?: number };
+
+/** The request body for one turn. */
+export function chatBody(req: TurnRequest): ChatBody {
+  const body: ChatBody = { model: req.model, messages: toChatMessages(req), stream: true, stream_options: { include_usage: true } };
+  if (req.tools.length) {
+    body.tools = req.tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.parameters, ...(t.strict != null ? { strict: t.strict } : {}) } }));
+    body.tool_choice = typeof req.toolChoice === 'string' ? req.toolChoice : { type: 'function', function: { name: req.toolChoice.name } };
+    body.parallel_tool_calls = req.parallelToolCalls;
+  }
+  if (req.temperature != null) body.temperature = req.temperature;
+  if (req.topP != null) body.top_p = req.topP;
+  if (req.maxOutputTokens != null) body.max_completion_tokens = req.maxOutputTokens;
+  if (req.user) body.user = req.user;
+  if (req.presencePenalty != null) body.presence_penalty = req.presencePenalty;
+  if (req.frequencyPenalty != null) body.frequency_penalty = req.frequencyPenalty;
+  if (req.topLogprobs) {
+    body.logprobs = true;
+    body.top_logprobs = req.topLogprobs;
+  }
+  if (req.serviceTier) body.service_tier = req.serviceTier as ChatBody['service_tier'];
+  if (req.safetyIdentifier) body.safety_identifier = req.safetyIdentifier;
+  if (req.promptCacheKey) body.prompt_cache_key = req.promptCacheKey;
+  if (req.promptCacheRetention) body.prompt_cache_retention = req.promptCacheRetention as ChatBody['prompt_cache_retention'];
+  const text = req.text as TextParam | null | undefined;
+  const format = responseFormat(text);
+  if (format) body.response_format = format;
+  if (text?.verbosity) body.verbosity = text.verbosity;
+  const effort = (req.reasoning as { effort?: unknown } | null | undefined)?.effort;
+  if (typeof effort === 'string') body.reasoning_effort = effort as ChatBody['reasoning_effort'];
+  return body;
+}
+
 export class ChatCompletionsAdapter implements ModelAdapter {
-  constructor(private readonly client: OpenAI) {}
+  readonly protocol = 'chat_completions' as const;
+  constructor(private readonly client: ModelClient) {}
 
   async turn(req: TurnRequest, onEvent: (e: TurnEvent) => void, signal: AbortSignal): Promise<TurnResult> {
-    const body: ChatCompletionsCreateBody = {
-      model: req.model,
-      messages: toChatMessages(req),
-      stream: true,
-      stream_options: { include_usage: true },
-    };
-    if (req.tools.length) {
-      body.tools = req.tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.parameters, ...(t.strict != null ? { strict: t.strict } : {}) } }));
-      body.tool_choice = typeof req.toolChoice === 'string' ? req.toolChoice : { type: 'function', function: { name: req.toolChoice.name } };
-      body.parallel_tool_calls = req.parallelToolCalls;
-    }
-    if (req.temperature != null) body.temperature = req.temperature;
-    if (req.topP != null) body.top_p = req.topP;
-    if (req.maxOutputTokens != null) body.max_completion_tokens = req.maxOutputTokens;
-    if (req.user) body.user = req.user;
-    const format = responseFormat(req.text);
-    if (format) body.response_format = format;
-    const effort = (req.reasoning as { effort?: unknown } | null | undefined)?.effort;
-    if (typeof effort === 'string') body.reasoning_effort = effort as ChatCompletionCreateParamsStreaming['reasoning_effort'];
-
-    const stream = await this.client.chat.completions.create(body, { signal });
-    let text = '';
-    const calls = new Map<number, { id: string; name: string; arguments: string }>();
+    const stream = await this.client.stream('/chat/completions', chatBody(req) as unknown as Record<string, unknown>, signal);
+    // Parts in the order they first appeared: text and refusal are separate content parts.
+    const parts: Array<{ type: 'output_text' | 'refusal'; text: string }> = [];
+    const calls = new Map<number, { key: string; fcId: string; callId: string; name: string; arguments: string; started: boolean }>();
     const usage = zeroUsage();
-    for await (const chunk of stream) {
+    let serviceTier: string | undefined;
+    const content = (type: 'output_text' | 'refusal', delta: string) => {
+      if (parts.length === 0) onEvent({ type: 'message_start', key: 'msg' });
+      let index = parts.findIndex((p) => p.type === type);
+      if (index < 0) index = parts.push({ type, text: '' }) - 1;
+      parts[index]!.text += delta;
+      onEvent({ type: 'content_delta', key: 'msg', content_index: index, part: type, delta });
+    };
+    for await (const raw of stream) {
+      const chunk = raw as ChatCompletionChunk;
+      if (chunk.service_tier) serviceTier = chunk.service_tier;
       if (chunk.usage) {
         usage.input_tokens = chunk.usage.prompt_tokens ?? 0;
         usage.output_tokens = chunk.usage.completion_tokens ?? 0;
@@ -87,36 +126,55 @@ export class ChatCompletionsAdapter implements ModelAdapter {
       }
       const delta = chunk.choices?.[0]?.delta;
       if (!delta) continue;
-      if (delta.content) {
-        text += delta.content;
-        onEvent({ type: 'text_delta', delta: delta.content });
-      }
+      if (delta.content) content('output_text', delta.content);
+      if (delta.refusal) content('refusal', delta.refusal);
       for (const tc of delta.tool_calls ?? []) {
-        const cur = calls.get(tc.index) ?? { id: '', name: '', arguments: '' };
-        if (tc.id) cur.id = tc.id;
+        let cur = calls.get(tc.index);
+        if (!cur) calls.set(tc.index, (cur = { key: `call:${tc.index}`, fcId: newId('fc'), callId: '', name: '', arguments: '', started: false }));
+        if (tc.id) cur.callId = tc.id;
+        if (!cur.callId) cur.callId = newId('call');
         if (tc.function?.name) cur.name += tc.function.name;
-        if (tc.function?.arguments) cur.arguments += tc.function.arguments;
-        calls.set(tc.index, cur);
+        const piece = tc.function?.arguments ?? '';
+        if (!cur.started && cur.name) {
+          cur.started = true;
+          onEvent({ type: 'call_start', key: cur.key, id: cur.fcId, call_id: cur.callId, name: cur.name });
+          // Arguments that came before the name go out as one delta.
+          if (cur.arguments) onEvent({ type: 'arguments_delta', key: cur.key, delta: cur.arguments });
+        }
+        if (piece) {
+          cur.arguments += piece;
+          if (cur.started) onEvent({ type: 'arguments_delta', key: cur.key, delta: piece });
+        }
       }
     }
     const items: TurnItem[] = [];
-    if (text) items.push({ type: 'message', id: newId('msg'), role: 'assistant', content: [{ type: 'output_text', text, annotations: [], logprobs: [] }], status: 'completed' });
-    for (const [, c] of [...calls].sort(([a], [b]) => a - b)) {
-      items.push({ type: 'function_call', id: newId('fc'), call_id: c.id || newId('call'), name: c.name, arguments: c.arguments, status: 'completed' });
+    if (parts.length) {
+      const item: TurnItem = {
+        type: 'message',
+        id: newId('msg'),
+        role: 'assistant',
+        content: parts.map((p) => (p.type === 'refusal' ? { type: 'refusal' as const, refusal: p.text } : { type: 'output_text' as const, text: p.text, annotations: [], logprobs: [] })),
+        status: 'completed',
+      };
+      items.push(item);
+      onEvent({ type: 'done', key: 'msg', item });
     }
-    for (const item of items) onEvent({ type: 'item', item });
-    return { items, usage };
+    for (const [, c] of [...calls].sort(([a], [b]) => a - b)) {
+      if (!c.started) onEvent({ type: 'call_start', key: c.key, id: c.fcId, call_id: c.callId, name: c.name });
+      const item: TurnItem = { type: 'function_call', id: c.fcId, call_id: c.callId, name: c.name, arguments: c.arguments, status: 'completed' };
+      items.push(item);
+      onEvent({ type: 'done', key: c.key, item });
+    }
+    return { items, usage, ...(serviceTier ? { serviceTier } : {}) };
   }
 }
 
-type ChatCompletionsCreateBody = ChatCompletionCreateParamsStreaming & { max_completion_tokens?: number };
-
 /** Responses `text.format` → Chat Completions `response_format`. */
-function responseFormat(text: Record<string, unknown> | null | undefined): ChatCompletionCreateParamsStreaming['response_format'] {
-  const f = text?.format as { type?: string; name?: string; schema?: Record<string, unknown>; strict?: boolean | null; description?: string } | undefined;
+function responseFormat(text: TextParam | null | undefined): ChatBody['response_format'] {
+  const f = text?.format;
   if (f?.type === 'json_object') return { type: 'json_object' };
-  if (f?.type === 'json_schema' && f.name) {
-    return { type: 'json_schema', json_schema: { name: f.name, schema: f.schema, strict: f.strict ?? undefined, description: f.description } };
+  if (f?.type === 'json_schema') {
+    return { type: 'json_schema', json_schema: { name: f.name, schema: f.schema, strict: f.strict ?? undefined, ...(f.description ? { description: f.description } : {}) } };
   }
   return undefined;
 }

@@ -6,7 +6,8 @@ export type ModelMessage =
   | { kind: 'message'; role: 'user' | 'assistant' | 'system' | 'developer'; content: string | ContentPart[] }
   | { kind: 'reasoning'; id: string; summary: Array<{ type: 'summary_text'; text: string }>; encrypted_content?: string | null }
   | { kind: 'call'; call_id: string; fc_id?: string; name: string; arguments: string }
-  | { kind: 'result'; call_id: string; output: string };
+  /** `parts`: a caller's function output given as content parts (text, images, files), for upstreams that take them. */
+  | { kind: 'result'; call_id: string; output: string; parts?: ContentPart[] };
 
 export interface ModelTool {
   name: string;
@@ -30,6 +31,13 @@ export interface TurnRequest {
   reasoning?: Record<string, unknown> | null;
   text?: Record<string, unknown> | null;
   user?: string | null;
+  presencePenalty?: number | null;
+  frequencyPenalty?: number | null;
+  topLogprobs?: number | null;
+  serviceTier?: string | null;
+  safetyIdentifier?: string | null;
+  promptCacheKey?: string | null;
+  promptCacheRetention?: string | null;
 }
 
 export interface Usage {
@@ -58,16 +66,32 @@ export function addUsage(a: Usage, b: Usage): Usage {
   };
 }
 
-/** What a turn produced, in the model's order. Text also arrives as deltas while it streams. */
+/** What a turn produced, in the model's order. */
 export type TurnItem = MessageEntry | ReasoningEntry | FunctionCallEntry;
-export type TurnEvent = { type: 'text_delta'; delta: string } | { type: 'item'; item: TurnItem };
+
+/**
+ * What the upstream streams, one event per upstream delta. `key` names one upstream output
+ * item for the length of the turn (its output_index, or the adapter's own key). Every
+ * started item ends with `done` carrying the whole item; the deltas may be absent.
+ */
+export type TurnEvent =
+  | { type: 'message_start'; key: string; id?: string }
+  | { type: 'content_delta'; key: string; content_index: number; part: 'output_text' | 'refusal'; delta: string }
+  | { type: 'reasoning_start'; key: string; id: string }
+  | { type: 'summary_delta'; key: string; summary_index: number; delta: string }
+  | { type: 'call_start'; key: string; id?: string; call_id: string; name: string }
+  | { type: 'arguments_delta'; key: string; delta: string }
+  | { type: 'done'; key: string; item: TurnItem };
 
 export interface TurnResult {
   items: TurnItem[];
   usage: Usage;
+  /** The tier the upstream says it served, when it says. */
+  serviceTier?: string;
 }
 
 /** One upstream protocol. Streams from the upstream and reports as it goes. */
 export interface ModelAdapter {
+  readonly protocol: 'chat_completions' | 'responses';
   turn(req: TurnRequest, onEvent: (e: TurnEvent) => void, signal: AbortSignal): Promise<TurnResult>;
 }

@@ -1,0 +1,57 @@
+import OpenAI from 'openai';
+import { UpstreamAbortError, UpstreamConnectionError, UpstreamHttpError, UpstreamStreamError, UpstreamTimeoutError } from './errors.js';
+
+/**
+ * What the adapters need from HTTP: POST a JSON body to a path under the upstream's base URL
+ * and iterate the parsed `data:` objects of its SSE answer. Failures are the classes of
+ * ./errors.js, whatever library is underneath, so a leaner client can replace this one.
+ */
+export interface ModelClient {
+  stream(path: '/chat/completions' | '/responses', body: Record<string, unknown>, signal: AbortSignal): Promise<AsyncIterable<unknown>>;
+}
+
+/** The official `openai` package as the HTTP client (retries off; the broker decides). */
+export class OpenAIModelClient implements ModelClient {
+  private readonly client: OpenAI;
+
+  constructor(o: { baseURL: string; apiKey: string; timeoutMs: number }) {
+    this.client = new OpenAI({ baseURL: o.baseURL, apiKey: o.apiKey, timeout: o.timeoutMs, maxRetries: 0 });
+  }
+
+  async stream(path: '/chat/completions' | '/responses', body: Record<string, unknown>, signal: AbortSignal): Promise<AsyncIterable<unknown>> {
+    let s: AsyncIterable<unknown>;
+    try {
+      s = (await this.client.post(path, { body: { ...body, stream: true }, stream: true, signal })) as AsyncIterable<unknown>;
+    } catch (e) {
+      throw translate(e);
+    }
+    return {
+      async *[Symbol.asyncIterator]() {
+        try {
+          for await (const ev of s) yield ev;
+        } catch (e) {
+          throw translate(e);
+        }
+        // The package ends a stream quietly when aborted: an abort is an error here.
+        if (signal.aborted) throw new UpstreamAbortError('The request was aborted.');
+      },
+    };
+  }
+}
+
+function translate(err: unknown): Error {
+  if (err instanceof OpenAI.APIConnectionTimeoutError) return new UpstreamTimeoutError('The model upstream timed out.');
+  if (err instanceof OpenAI.APIUserAbortError) return new UpstreamAbortError('The request was aborted.');
+  if (err instanceof OpenAI.APIConnectionError) return new UpstreamConnectionError('Could not reach the model upstream.');
+  if (err instanceof OpenAI.APIError) {
+    const e = err.error as { message?: unknown } | undefined;
+    const message = typeof e?.message === 'string' ? e.message : err.message;
+    // An `error` object inside the stream arrives as an APIError without a status.
+    if (typeof err.status !== 'number') return new UpstreamStreamError(`The model upstream failed: ${message}`);
+    const ra = Number(err.headers?.get?.('retry-after'));
+    return new UpstreamHttpError(err.status, message, Number.isFinite(ra) && ra > 0 ? ra : undefined);
+  }
+  if (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError')) return new UpstreamAbortError('The request was aborted.');
+  if (err instanceof Error && /terminated|ECONNRESET|socket|network/i.test(err.message)) return new UpstreamConnectionError('The connection to the model upstream broke.');
+  return err instanceof Error ? err : new Error(String(err));
+}

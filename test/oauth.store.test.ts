@@ -1,0 +1,100 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { parseSecretKey, SecretBox } from '../src/oauth/crypto.js';
+import { FileKv, MemoryKv, RedisKv, SecretStore, type SealedKv } from '../src/oauth/store.js';
+import { RedisConnection } from '../src/store/redis.js';
+import { startRedis, type RedisFixture } from './fixtures/redis.js';
+
+describe('SecretBox (AES-256-GCM)', () => {
+  const box = new SecretBox(randomBytes(32));
+
+  test('round trip; a fresh IV per write', () => {
+    const a = box.seal('srv:crm:tokens', 'hello');
+    const b = box.seal('srv:crm:tokens', 'hello');
+    expect(a).not.toBe(b);
+    expect(a.split('.')[1]).not.toBe(b.split('.')[1]);
+    expect(box.open('srv:crm:tokens', a)).toBe('hello');
+    expect(a).not.toContain('hello');
+  });
+
+  test('the label is authenticated: a value moved to another label does not open', () => {
+    const sealed = box.seal('srv:crm:tokens', 'secret');
+    expect(() => box.open('srv:other:tokens', sealed)).toThrow();
+  });
+
+  test('tampering, another key, or garbage fail', () => {
+    const sealed = box.seal('k', 'secret');
+    const parts = sealed.split('.');
+    const ct = Buffer.from(parts[2]!, 'base64url');
+    ct[0]! ^= 1;
+    expect(() => box.open('k', [parts[0], parts[1], ct.toString('base64url'), parts[3]].join('.'))).toThrow();
+    expect(() => new SecretBox(randomBytes(32)).open('k', sealed)).toThrow();
+    expect(() => box.open('k', 'not-sealed')).toThrow();
+  });
+
+  test('BROKER_SECRET_KEY must be 32 bytes of base64', () => {
+    expect(parseSecretKey(randomBytes(32).toString('base64')).length).toBe(32);
+    expect(parseSecretKey(randomBytes(32).toString('base64url')).length).toBe(32);
+    expect(() => parseSecretKey(randomBytes(16).toString('base64'))).toThrow(/BROKER_SECRET_KEY/);
+  });
+});
+
+async function exercise(kv: SealedKv) {
+  const store = new SecretStore(kv, new SecretBox(randomBytes(32)));
+  await store.set('srv:a:tokens', { access_token: 'tok-a' });
+  await store.set('srv:b:tokens', { access_token: 'tok-b' });
+  expect(await store.get('srv:a:tokens')).toEqual({ access_token: 'tok-a' });
+  // Single use.
+  await store.set('state:xyz', { label: 'a' }, 60_000);
+  const takes = await Promise.all([store.take('state:xyz'), store.take('state:xyz'), store.take('state:xyz')]);
+  expect(takes.filter(Boolean)).toEqual([{ label: 'a' }]);
+  // Expiry.
+  await store.set('state:short', { label: 'a' }, 50);
+  await new Promise((r) => setTimeout(r, 120));
+  expect(await store.take('state:short')).toBeUndefined();
+  await store.deletePrefix('srv:a:');
+  expect(await store.get('srv:a:tokens')).toBeUndefined();
+  expect(await store.get('srv:b:tokens')).toEqual({ access_token: 'tok-b' });
+  await store.close();
+}
+
+test('MemoryKv', () => exercise(new MemoryKv()));
+
+test('FileKv: mode 0600, atomic rewrite, sealed values only, reopens', async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'oauth-kv-')), 'servers.config.json.oauth.json');
+  await exercise(await FileKv.open(path));
+  expect(statSync(path).mode & 0o777).toBe(0o600);
+  const text = readFileSync(path, 'utf8');
+  expect(text).not.toContain('tok-b');
+  const key = randomBytes(32);
+  const s1 = new SecretStore(await FileKv.open(path), new SecretBox(key));
+  await s1.set('srv:c:tokens', { access_token: 'tok-c' });
+  await s1.close();
+  const s2 = new SecretStore(await FileKv.open(path), new SecretBox(key));
+  expect(await s2.get('srv:c:tokens')).toEqual({ access_token: 'tok-c' });
+});
+
+describe('RedisKv', () => {
+  let redis: RedisFixture;
+  let conn: RedisConnection;
+  beforeAll(async () => {
+    redis = await startRedis();
+    conn = new RedisConnection(redis.url, pino({ level: 'silent' }));
+    await conn.connect();
+  });
+  afterAll(async () => {
+    await conn?.close();
+    await redis?.close();
+  });
+  test('same contract on a real redis-server; only sealed values stored', async () => {
+    await exercise(new RedisKv(conn));
+    const store = new SecretStore(new RedisKv(conn), new SecretBox(randomBytes(32)));
+    await store.set('srv:d:tokens', { access_token: 'tok-d' });
+    const raw = await conn.cmd.get(conn.key('oauth', 'srv:d:tokens'));
+    expect(raw).toMatch(/^v1\./);
+    expect(raw).not.toContain('tok-d');
+  });
+});
