@@ -5,6 +5,9 @@ import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
 import { startFakeModel, type FakeModel } from './fixtures/fakeModel.js';
 import { ADMIN, APPROVER, KEY_A, KEY_B, record, startBroker, type TestBroker } from './fixtures/broker.js';
 import { OPERATIONS } from '../src/http/openapi.js';
+import { driveAuthorization, startAuthServer, type AuthServer } from './fixtures/authServer.js';
+import { startOAuthMcpServer, type OAuthMcpServer } from './fixtures/oauthMcpServer.js';
+import { randomBytes } from 'node:crypto';
 
 type Doc = { openapi: string; paths: Record<string, Record<string, any>>; components: { schemas: Record<string, unknown> } };
 const DOC_ID = 'https://mcp-broker.test/openapi.json';
@@ -14,6 +17,8 @@ describe('GET /openapi.json', () => {
   let mcp: McpFixture;
   let model: FakeModel;
   let b: TestBroker;
+  let as: AuthServer;
+  let oauthMcp: OAuthMcpServer;
   let doc: Doc;
   let ajv: Ajv2020;
   const validators = new Map<string, ValidateFunction>();
@@ -23,12 +28,16 @@ describe('GET /openapi.json', () => {
   beforeAll(async () => {
     mcp = await startMcpFixture();
     model = await startFakeModel();
+    as = await startAuthServer();
+    oauthMcp = await startOAuthMcpServer({ issuer: as.issuer });
     b = await startBroker({
-      env: { UPSTREAM_BASE_URL: model.url, BROKER_MAX_BODY_BYTES: '65536' },
+      // An https public URL serves the client metadata document; the test plays the browser for the callback.
+      env: { UPSTREAM_BASE_URL: model.url, BROKER_MAX_BODY_BYTES: '65536', BROKER_SECRET_KEY: randomBytes(32).toString('base64'), BROKER_PUBLIC_URL: 'https://broker.test' },
       servers: [
         record('fx', mcp.url, { transport: 'streamable_http' }),
         record('gated', mcp.url, { transport: 'streamable_http', require_approval: 'always' }),
         record('dead', 'http://127.0.0.1:9/mcp', { transport: 'streamable_http' }),
+        record('code', oauthMcp.url, { oauth: { grant: 'authorization_code' } }),
       ],
     });
     const r = await b.call('GET', '/openapi.json', { token: null });
@@ -41,6 +50,8 @@ describe('GET /openapi.json', () => {
     await b?.close();
     await mcp?.close();
     await model?.close();
+    await oauthMcp?.close();
+    await as?.close();
   });
 
   /** The operation's schema for `status`, its $refs pointed into the document. */
@@ -79,7 +90,10 @@ describe('GET /openapi.json', () => {
       'get /admin/servers', 'post /admin/servers', 'get /admin/servers/{label}', 'put /admin/servers/{label}', 'delete /admin/servers/{label}', 'post /admin/servers/{label}/refresh',
       'post /v1/mcp/list_tools', 'post /v1/mcp/call',
       'get /v1/mcp/approvals', 'get /v1/mcp/approvals/{id}', 'post /v1/mcp/approvals/{id}/decision',
-      'post /v1/responses', 'get /v1/responses/{id}', 'delete /v1/responses/{id}', 'get /v1/responses/{id}/input_items',
+      'post /v1/responses', 'get /v1/responses/{id}', 'delete /v1/responses/{id}', 'get /v1/responses/{id}/input_items', 'post /v1/responses/{id}/cancel',
+      'get /admin/keys', 'post /admin/keys', 'get /admin/keys/{name}', 'put /admin/keys/{name}', 'delete /admin/keys/{name}', 'post /admin/keys/{name}/rotate',
+      'post /admin/servers/{label}/oauth/authorize', 'get /oauth/callback', 'get /oauth/client-metadata.json',
+      'get /console', 'get /console/{path}', 'get /admin/servers/{label}/tools',
     ];
     const documented = Object.entries(doc.paths).flatMap(([p, ms]) => Object.keys(ms).map((m) => `${m} ${p}`));
     for (const e of expected) expect(documented).toContain(e);
@@ -146,6 +160,73 @@ describe('GET /openapi.json', () => {
     await check('post', '/admin/servers/{label}/refresh', '/admin/servers/dead/refresh', { token: ADMIN }, 424);
   });
 
+  it('key routes answer as documented', async () => {
+    const a = { token: ADMIN };
+    await check('get', '/admin/keys', '/admin/keys', a, 200);
+    await check('get', '/admin/keys', '/admin/keys', { token: KEY_A }, 401);
+    const created = await check('post', '/admin/keys', '/admin/keys', { ...a, body: { name: 'team-a', grants: [{ server_label: 'fx' }], rate_limit_per_min: 100 } }, 201);
+    expect(created.body.key).toMatch(/^mcpb_/);
+    await check('post', '/admin/keys', '/admin/keys', { ...a, body: { name: 'team-a', grants: '*' } }, 409);
+    await check('post', '/admin/keys', '/admin/keys', { ...a, body: { name: 'team b', grants: '*' } }, 400);
+    await check('get', '/admin/keys/{name}', '/admin/keys/team-a', a, 200);
+    await check('get', '/admin/keys/{name}', '/admin/keys/nope', a, 404);
+    await check('put', '/admin/keys/{name}', '/admin/keys/team-a', { ...a, body: { grants: '*', allow_inline_servers: true } }, 200);
+    await check('put', '/admin/keys/{name}', '/admin/keys/team-a', { ...a, body: { name: 'other', grants: '*' } }, 400);
+    await check('put', '/admin/keys/{name}', '/admin/keys/nope', { ...a, body: { grants: '*' } }, 404);
+    const rotated = await check('post', '/admin/keys/{name}/rotate', '/admin/keys/team-a/rotate', { ...a, body: { grace_s: 60 } }, 200);
+    expect(rotated.body.key).not.toBe(created.body.key);
+    await check('post', '/admin/keys/{name}/rotate', '/admin/keys/team-a/rotate', { ...a, body: { grace_s: -1 } }, 400);
+    await check('post', '/admin/keys/{name}/rotate', '/admin/keys/nope/rotate', a, 404);
+    // The named key works on the API until deleted.
+    expect((await b.call('POST', '/v1/mcp/list_tools', { token: rotated.body.key, body: { tool: { type: 'mcp', server_label: 'fx' } } })).status).toBe(200);
+    await check('delete', '/admin/keys/{name}', '/admin/keys/team-a', a, 200);
+    await check('delete', '/admin/keys/{name}', '/admin/keys/team-a', a, 404);
+  });
+
+  it('OAuth routes answer as documented', async () => {
+    const a = { token: ADMIN };
+    await check('post', '/admin/servers/{label}/oauth/authorize', '/admin/servers/fx/oauth/authorize', a, 400);
+    await check('post', '/admin/servers/{label}/oauth/authorize', '/admin/servers/nope/oauth/authorize', a, 404);
+    const started = await check('post', '/admin/servers/{label}/oauth/authorize', '/admin/servers/code/oauth/authorize', a, 200);
+    const cb = await driveAuthorization(started.body.authorization_url, 'https://broker.test/oauth/callback');
+    const page = await b.call('GET', `${cb.pathname}${cb.search}`, { token: null });
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(page.body).toMatch(/connected/i);
+    expect(Object.keys(doc.paths['/oauth/callback']!.get.responses['200'].content)).toEqual(['text/html']);
+    seen.add('get /oauth/callback 200');
+    await check('get', '/oauth/callback', `${cb.pathname}${cb.search}`, { token: null }, 400); // the state is used up
+    await check('get', '/oauth/callback', '/oauth/callback?code=x', { token: null }, 400);
+    await check('get', '/oauth/client-metadata.json', '/oauth/client-metadata.json', { token: null }, 200);
+    // Without an https BROKER_PUBLIC_URL there is no client metadata document.
+    const plain = await startBroker({ env: { BROKER_PUBLIC_URL: 'http://127.0.0.1:1' } });
+    try {
+      const r = await plain.call('GET', '/oauth/client-metadata.json', { token: null });
+      expect(r.status).toBe(400);
+      expect(validatorFor('get', '/oauth/client-metadata.json', 400)(r.body)).toBe(true);
+      seen.add('get /oauth/client-metadata.json 400');
+    } finally {
+      await plain.close();
+    }
+    // The record's status now shows the connection.
+    const detail = await check('get', '/admin/servers/{label}', '/admin/servers/code', a, 200);
+    expect(detail.body.status.oauth.state).toBe('connected');
+  });
+
+  it('console routes answer as documented', async () => {
+    const page = await b.call('GET', '/console', { token: null });
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    seen.add('get /console 200');
+    const asset = await b.call('GET', '/console/app.js', { token: null });
+    expect(asset.status).toBe(200);
+    seen.add('get /console/{path} 200');
+    await check('get', '/console/{path}', '/console/no-such-asset.js', { token: null }, 404);
+    await check('get', '/admin/servers/{label}/tools', '/admin/servers/fx/tools', { token: ADMIN }, 200);
+    await check('get', '/admin/servers/{label}/tools', '/admin/servers/nope/tools', { token: ADMIN }, 404);
+    await check('get', '/admin/servers/{label}/tools', '/admin/servers/dead/tools', { token: ADMIN }, 424);
+  });
+
   it('broker and approval routes answer as documented', async () => {
     const tool = { type: 'mcp', server_label: 'fx' };
     await check('post', '/v1/mcp/list_tools', '/v1/mcp/list_tools', { body: { tool } }, 200);
@@ -192,8 +273,17 @@ describe('GET /openapi.json', () => {
     await check('get', '/v1/responses/{id}/input_items', `/v1/responses/${id}/input_items?order=asc`, {}, 200);
     await check('get', '/v1/responses/{id}/input_items', `/v1/responses/${id}/input_items?limit=0`, {}, 400);
     await check('get', '/v1/responses/{id}/input_items', '/v1/responses/resp_nope/input_items', {}, 404);
+    await check('get', '/v1/responses/{id}', `/v1/responses/${id}?stream=true`, {}, 400);
+    await check('post', '/v1/responses/{id}/cancel', `/v1/responses/${id}/cancel`, {}, 400);
+    await check('post', '/v1/responses/{id}/cancel', '/v1/responses/resp_nope/cancel', {}, 404);
     await check('delete', '/v1/responses/{id}', `/v1/responses/${id}`, {}, 200);
     await check('delete', '/v1/responses/{id}', `/v1/responses/${id}`, {}, 404);
+    // A background response: queued, then cancelled.
+    model.push({ text: 'slow', delayMs: 1000 });
+    const bg = await check('post', '/v1/responses', '/v1/responses', { body: { model: 'm', input: 'hi', background: true } }, 200);
+    expect(bg.body.background).toBe(true);
+    const cancelled = await check('post', '/v1/responses/{id}/cancel', `/v1/responses/${bg.body.id}/cancel`, {}, 200);
+    expect(cancelled.body.status).toBe('cancelled');
   });
 
   it('every documented operation was answered with a success and an error above', () => {
