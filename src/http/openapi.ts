@@ -376,7 +376,9 @@ export function buildOpenApi(ops: readonly Operation[] = OPERATIONS, version = '
     info: {
       title: 'mcp-broker',
       version,
-      description: 'Server-side remote MCP for an OpenAI-compatible gateway. Errors are OpenAI-shaped: {"error": {message, type, param, code}}.',
+      description:
+        'Server-side remote MCP for an OpenAI-compatible gateway. Errors are OpenAI-shaped: {"error": {message, type, param, code}}. ' +
+        'Any request may carry a W3C `traceparent` header: with tracing on (OTEL_EXPORTER_OTLP_ENDPOINT) its trace is continued to the MCP servers and the model upstream.',
     },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
     tags: [...new Set(ops.map((o) => o.tag))].map((name) => ({ name })),
