@@ -1,4 +1,8 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
 import { Client, ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from '@modelcontextprotocol/client';
@@ -7,6 +11,7 @@ import { SseParser, type SseEvent } from '../src/mcp/sseParser.js';
 import { startV2Server, type V2Fixture } from './fixtures/v2Server.js';
 import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
 import { startFaultServer, type Fault, type FaultServer } from './fixtures/faultServer.js';
+import { freePort } from './fixtures/child.js';
 
 const agent = new Agent({ keepAliveTimeout: 10_000 });
 const MAX = 64 * 1024;
@@ -182,6 +187,61 @@ describe('v1 legacy server with sessions', () => {
     expect((err as SdkHttpError).status).toBe(404);
     expect(isConnectFailure(err)).toBe(false);
   });
+});
+
+describe('@modelcontextprotocol/server-everything over Streamable HTTP', () => {
+  // It listens on every interface: a preload makes listen() default to 127.0.0.1.
+  const dir = mkdtempSync(join(tmpdir(), 'everything-'));
+  const preload = join(dir, 'loopback.cjs');
+  writeFileSync(
+    preload,
+    `const net = require('node:net'); const listen = net.Server.prototype.listen;
+net.Server.prototype.listen = function (...a) {
+  if ((typeof a[0] === 'number' || typeof a[0] === 'string') && typeof a[1] !== 'string') a.splice(1, 0, '127.0.0.1');
+  else if (a[0] && typeof a[0] === 'object' && !a[0].host && !a[0].path) a[0] = { ...a[0], host: '127.0.0.1' };
+  return listen.apply(this, a);
+};`,
+  );
+  let proc: ChildProcess | undefined;
+  let url = '';
+  const start = async (port: number) => {
+    proc = spawn(process.execPath, ['--require', preload, require.resolve('@modelcontextprotocol/server-everything/dist/index.js'), 'streamableHttp'], {
+      env: { ...process.env, PORT: String(port) },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    await new Promise<void>((resolve, reject) => {
+      proc!.stderr!.on('data', (d: Buffer) => /listening on port/.test(String(d)) && resolve());
+      proc!.once('exit', (c) => reject(new Error(`server-everything exited ${c}`)));
+    });
+    url = `http://127.0.0.1:${port}/mcp`;
+  };
+  const stop = async () => {
+    const p = proc;
+    proc = undefined;
+    if (!p || p.exitCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill();
+    await exited;
+  };
+  beforeAll(async () => start(await freePort()), 20_000);
+  afterAll(stop);
+
+  it('lists, echoes and adds over a session; a restart answers the old session with 400', async () => {
+    const { client, transport } = await connect(url, 'auto', { timeout: 10_000 });
+    expect(transport.sessionId).toMatch(/.+/);
+    const tools = (await client.listTools()).tools.map((t) => t.name);
+    expect(tools).toEqual(expect.arrayContaining(['echo', 'get-sum']));
+    expect(text(await client.callTool({ name: 'echo', arguments: { message: 'hi' } }))).toMatch(/hi/);
+    expect(text(await client.callTool({ name: 'get-sum', arguments: { a: 2, b: 3 } }))).toMatch(/5/);
+    const port = Number(new URL(url).port);
+    await stop();
+    await start(port);
+    const call = () => client.callTool({ name: 'echo', arguments: { message: 'again' } }).catch((e: unknown) => e);
+    let err = await call();
+    if (err instanceof UpstreamConnectionError) err = await call(); // a closed keep-alive socket reused once
+    expect(err).toBeInstanceOf(SdkHttpError);
+    expect((err as SdkHttpError).status).toBe(400);
+  }, 30_000);
 });
 
 describe('faults', () => {
