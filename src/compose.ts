@@ -5,7 +5,7 @@ import { WebhookDispatcher } from './approvals/webhooks.js';
 import { Broker } from './broker/broker.js';
 import { webhookEndpoints } from './broker/webhookEndpoints.js';
 import { Catalog } from './catalog/catalog.js';
-import type { Env } from './config/env.js';
+import { maxInflightPerServer, type Env } from './config/env.js';
 import { stores } from './stores.js';
 import type { ApprovalStore } from './approvals/store.js';
 import type { ResponseStore } from './responses/store.js';
@@ -67,14 +67,13 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   const { bus, registry, approvals: approvalStore, responses: responseStore, deliveries: queue } = st;
   const agents = o.agents ?? new AgentPool();
   const limits = new UpstreamLimits({
-    maxInflightPerOrigin: env.BROKER_MAX_INFLIGHT_PER_ORIGIN,
+    maxInflightPerServer: maxInflightPerServer(env),
     maxInflight: env.BROKER_MAX_INFLIGHT,
     breakerThreshold: t.breakerThreshold ?? 5,
     breakerHalfOpenMs: t.breakerHalfOpenMs ?? 10_000,
   });
   let catalog: Catalog | undefined;
   const pool = new SessionPool({
-    connectTimeoutMs: 10_000,
     idleMs: t.sessionIdleMs ?? 10 * 60_000,
     max: 5000,
     onToolsChanged: (key) => {
@@ -84,7 +83,22 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     },
     onError: (key, err) => logger.debug({ session: key.split('|')[0]?.replace(/^inline:(https?:\/\/[^/]+).*/, 'inline:$1'), err: err.message }, 'upstream session error'),
   });
-  const upstreams = new Upstreams(pool, agents, limits, env.BROKER_MAX_UPSTREAM_BYTES);
+  const upstreams = new Upstreams(pool, agents, limits, {
+    maxUpstreamBytes: env.BROKER_MAX_UPSTREAM_BYTES,
+    listing: { maxBytes: env.BROKER_MAX_LISTING_BYTES, maxTools: 10_000, maxPages: 100 },
+    // Once per upstream failure; never a URL path, query, header value or argument.
+    onFailure: (e) =>
+      logger.warn(
+        {
+          server_label: e.server,
+          method: e.method,
+          kind: e.failure.kind === 'protocol' ? 'protocol_error' : e.failure.code,
+          ...(e.failure.kind === 'protocol' ? { jsonrpc_code: e.failure.code } : { http_status: e.failure.status }),
+          server_fault: e.server_fault,
+        },
+        'mcp upstream failure',
+      ),
+  });
   const approvals = new ApprovalService(approvalStore, { ttlS: env.APPROVAL_TTL_S, maxPendingPerKey: env.BROKER_MAX_PENDING_APPROVALS });
   const defaultWebhook = env.APPROVAL_WEBHOOK_URL ? { url: env.APPROVAL_WEBHOOK_URL, secret: env.APPROVAL_WEBHOOK_SECRET! } : undefined;
   const webhooks = new WebhookDispatcher({

@@ -51,7 +51,7 @@ describe('broker API against a real MCP server', () => {
     const add = await b.call('POST', '/v1/mcp/call', { body: { tool, name: 'add', arguments: { a: 2, b: 3 } } });
     expect(add.body).toMatchObject({ status: 'completed', output: '{"sum":5}' });
     const pic = await b.call('POST', '/v1/mcp/call', { body: { tool, name: 'picture', arguments: {} } });
-    expect(pic.body.output).toBe('a picture\n[image: image/png]\n[resource: file:///x.txt]');
+    expect(pic.body.output).toBe('a picture\n[image: image/png]\n[resource: file:///x.txt (name: x)]');
   });
 
   it('a tool error is an mcp_tool_execution_error item', async () => {

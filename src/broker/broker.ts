@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { Tool } from '@modelcontextprotocol/client';
 import type { ApprovalService } from '../approvals/service.js';
 import type { ApprovalRecord } from '../approvals/record.js';
 import type { WebhookDispatcher } from '../approvals/webhooks.js';
@@ -111,7 +111,7 @@ export class Broker {
     const out: AvailableTool[] = [];
     for (const t of tools) {
       const p = { name: t.tool.name, readOnly: t.readOnly };
-      if (t.changed || !effectiveAllowed(p, server.layers)) continue;
+      if (t.changed || t.unsupported || !effectiveAllowed(p, server.layers)) continue;
       out.push({ tool: t.tool, hash: t.hash, readOnly: t.readOnly });
     }
     return out;
@@ -163,6 +163,7 @@ export class Broker {
   refusal(server: ResolvedServer, found: CatalogTool | undefined): CallOutcome | undefined {
     if (!found) return protocolError(-32602, `Tool not found on MCP server '${server.server_label}'.`);
     if (found.changed) return protocolError(-32602, 'tool definition changed');
+    if (found.unsupported) return protocolError(-32602, `Tool '${found.tool.name}' cannot be called through this broker: it ${found.unsupported}.`);
     if (!effectiveAllowed({ name: found.tool.name, readOnly: found.readOnly }, server.layers)) {
       return protocolError(-32602, `Tool '${found.tool.name}' is not allowed on MCP server '${server.server_label}'.`);
     }

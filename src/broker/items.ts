@@ -1,4 +1,4 @@
-import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, Tool } from '@modelcontextprotocol/client';
 import { z } from 'zod';
 import { newId } from '../util/ids.js';
 
@@ -63,8 +63,12 @@ export function listToolsItem(server_label: string, tools: readonly Tool[], id =
   };
 }
 
-/** `output` per SPEC §3: text blocks joined by \n, else structuredContent as JSON, others as placeholders. */
-export function outputOf(result: CallToolResult): string {
+/**
+ * `output` per SPEC §3: text blocks (and embedded text resources) joined by \n, else
+ * structuredContent as JSON; other blocks as placeholders, resource links with their name
+ * and mime type. Nothing a model could use is dropped silently.
+ */
+export function outputOf(result: Pick<CallToolResult, 'content' | 'structuredContent'>): string {
   const parts: string[] = [];
   let text = false;
   for (const block of result.content ?? []) {
@@ -77,12 +81,19 @@ export function outputOf(result: CallToolResult): string {
       case 'audio':
         parts.push(`[${block.type}: ${block.mimeType}]`);
         break;
-      case 'resource':
-        parts.push(`[resource: ${block.resource.uri}]`);
+      case 'resource': {
+        const r = block.resource as { uri: string; text?: unknown; mimeType?: string };
+        if (typeof r.text === 'string') {
+          text = true;
+          parts.push(r.text);
+        } else parts.push(`[resource: ${r.uri}${r.mimeType ? ` (${r.mimeType})` : ''}]`);
         break;
-      case 'resource_link':
-        parts.push(`[resource: ${block.uri}]`);
+      }
+      case 'resource_link': {
+        const extra = [block.name ? `name: ${block.name}` : '', block.mimeType ? `mime type: ${block.mimeType}` : ''].filter(Boolean).join(', ');
+        parts.push(`[resource: ${block.uri}${extra ? ` (${extra})` : ''}]`);
         break;
+      }
     }
   }
   if (!text && result.structuredContent !== undefined) return JSON.stringify(result.structuredContent);
@@ -94,7 +105,7 @@ export interface CallOutcome {
   error: McpCallError | null;
 }
 
-export function outcomeOfResult(result: CallToolResult): CallOutcome {
+export function outcomeOfResult(result: Pick<CallToolResult, 'content' | 'structuredContent' | 'isError'>): CallOutcome {
   if (result.isError) return { output: null, error: { type: 'mcp_tool_execution_error', content: result.content ?? [] } };
   return { output: outputOf(result), error: null };
 }

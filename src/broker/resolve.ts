@@ -25,6 +25,7 @@ export interface ResolvedServer {
   sessionKey: string;
   headers: Record<string, string>;
   transport: 'auto' | 'streamable_http' | 'sse';
+  protocol: 'auto' | '2026-07-28' | '2025-11-25';
   egress: EgressPolicy;
   callTimeoutMs: number;
   cacheTtlMs: number;
@@ -115,6 +116,7 @@ export async function resolveServer(
       sessionKey: `${serverKey}|${credentialHash(headers)}`,
       headers,
       transport: record.transport,
+      protocol: record.protocol ?? 'auto',
       egress: { allowPrivate: record.allow_private_network, allowCidrs: [] },
       callTimeoutMs: record.call_timeout_ms,
       cacheTtlMs: record.tool_cache_ttl_s * 1000,
@@ -143,6 +145,7 @@ export async function resolveServer(
     sessionKey: `${serverKey}|${credentialHash(callerHeaders)}`,
     headers: callerHeaders,
     transport: 'auto',
+    protocol: 'auto',
     egress: { allowPrivate: false, allowCidrs: s.allowCidrs },
     callTimeoutMs: 30000,
     cacheTtlMs: 300_000,

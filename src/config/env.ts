@@ -35,7 +35,10 @@ export const EnvSchema = z.object({
   BROKER_MAX_BODY_BYTES: int(10485760, 1024),
   BROKER_MAX_UPSTREAM_BYTES: int(4194304, 1024),
   BROKER_MAX_PENDING_APPROVALS: int(1000, 1),
-  BROKER_MAX_INFLIGHT_PER_ORIGIN: int(64, 1),
+  BROKER_MAX_INFLIGHT_PER_SERVER: z.coerce.number().int().min(1).optional(),
+  /** The old name of BROKER_MAX_INFLIGHT_PER_SERVER, still accepted. */
+  BROKER_MAX_INFLIGHT_PER_ORIGIN: z.coerce.number().int().min(1).optional(),
+  BROKER_MAX_LISTING_BYTES: int(8 * 1024 * 1024, 1024),
   BROKER_MAX_INFLIGHT: int(1024, 1),
   BROKER_MAX_TOOLS_PER_REQUEST: int(20, 1),
   BROKER_MAX_ITERATIONS: int(16, 1),
@@ -47,6 +50,10 @@ export const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type Env = z.infer<typeof EnvSchema>;
+
+/** In-flight bound per server URL: BROKER_MAX_INFLIGHT_PER_SERVER, or its old name [64]. */
+export const maxInflightPerServer = (env: Pick<Env, 'BROKER_MAX_INFLIGHT_PER_SERVER' | 'BROKER_MAX_INFLIGHT_PER_ORIGIN'>) =>
+  env.BROKER_MAX_INFLIGHT_PER_SERVER ?? env.BROKER_MAX_INFLIGHT_PER_ORIGIN ?? 64;
 
 export class ConfigError extends Error {}
 

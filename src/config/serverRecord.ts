@@ -28,6 +28,8 @@ export const ServerRecordSchema = z.strictObject({
   server_url: HttpUrlSchema,
   server_description: z.string().max(4096).optional(),
   transport: z.enum(['auto', 'streamable_http', 'sse']).default('auto'),
+  /** MCP era: `auto` (2026-07-28 first, legacy only on the revision's negotiation signal) or one pinned revision. Omitted = `auto`. */
+  protocol: z.enum(['auto', '2026-07-28', '2025-11-25']).optional(),
   headers: HeadersSchema.default({}),
   // Omitted on a record means "always" (the OpenAI default); null is read the same way.
   require_approval: RequireApprovalSchema.transform((v) => v ?? 'always').default('always'),

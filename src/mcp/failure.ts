@@ -1,9 +1,8 @@
-import { McpError, ErrorCode } from '@modelcontextprotocol/sdk/types.js';
-import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { SseError } from '@modelcontextprotocol/sdk/client/sse.js';
+import { ProtocolError, SdkError, SdkErrorCode, SdkHttpError, SseError } from '@modelcontextprotocol/client';
 import { STATUS_CODES } from 'node:http';
 import { findEgressDenied } from './egress.js';
 import { RESPONSE_TOO_LARGE } from './fetch.js';
+import { ListingTooLargeError } from './session.js';
 
 /** What went wrong talking to an MCP server, in the terms items and 424s are built from. */
 export type UpstreamFailure =
@@ -21,31 +20,101 @@ export class BrokerCapacityError extends Error {
   }
 }
 
+/** Longest piece of a server's own error text the broker passes on (SPEC §10). */
+export const MAX_REASON_CHARS = 500;
+
 const statusText = (s: number) => `Http status code: ${s} (${STATUS_CODES[s] ?? 'Unknown'})`;
+
+/** Query strings can carry tokens: never pass one on. */
+export function stripQueries(text: string): string {
+  return text.replace(/(\bhttps?:\/\/[^\s?#"'<>]*)\?[^\s#"'<>]*/gi, '$1?<redacted>');
+}
+
+const clipReason = (m: string) => (m.length > MAX_REASON_CHARS ? `${m.slice(0, MAX_REASON_CHARS)}…` : m);
+
+/** The JSON-RPC error message in an HTTP error body, if the body is one. */
+function rpcMessageOf(body: unknown): string | undefined {
+  if (typeof body !== 'string' || body.length === 0 || body.length > 1_000_000) return undefined;
+  try {
+    const parsed = JSON.parse(body) as { error?: { message?: unknown } };
+    const m = parsed?.error?.message;
+    return typeof m === 'string' && m.trim() ? clipReason(stripQueries(m.trim())) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function causes(err: unknown): unknown[] {
+  const out: unknown[] = [];
+  for (let e = err, i = 0; e && i < 6; e = (e as { cause?: unknown }).cause, i++) out.push(e);
+  return out;
+}
+
+/** A TypeError from fetch that is a network failure, not a request fetch refused to build. */
+function isNetworkTypeError(err: unknown): boolean {
+  return causes(err).some((e) => {
+    const code = (e as { code?: unknown }).code;
+    return (typeof code === 'string' && /^(E[A-Z]+|UND_ERR_[A-Z_]+)$/.test(code) && code !== 'UND_ERR_INVALID_ARG') || (e instanceof TypeError && /fetch failed|terminated|other side closed/i.test(e.message));
+  });
+}
 
 export function classifyUpstreamError(err: unknown): UpstreamFailure {
   const egress = findEgressDenied(err);
   if (egress) return { kind: 'http', status: 502, code: 'egress_denied', message: `Connection refused by the egress policy.` };
-  if (err instanceof BrokerCapacityError) {
-    return { kind: 'http', status: err.status, code: 'http_error', message: err.message };
+  if (err instanceof BrokerCapacityError) return { kind: 'http', status: err.status, code: 'http_error', message: err.message };
+  if (err instanceof ListingTooLargeError) return { kind: 'http', status: 413, code: 'http_error', message: err.message };
+  if (err instanceof ProtocolError) {
+    if (err.code === RESPONSE_TOO_LARGE) return { kind: 'http', status: 502, code: 'http_error', message: err.message };
+    return { kind: 'protocol', code: err.code, message: clipReason(stripQueries(err.message)) };
   }
-  if (err instanceof McpError) {
-    // Servers may use -32001 too; the SDK's own timeout says so in its message.
-    if (err.code === ErrorCode.RequestTimeout && /Request timed out/.test(err.message)) return { kind: 'http', status: 504, code: 'timeout', message: 'The MCP server timed out.' };
-    if (err.code === RESPONSE_TOO_LARGE) return { kind: 'http', status: 502, code: 'http_error', message: err.message.replace(/^MCP error -?\d+: /, '') };
-    // The SDK's own "Connection closed" shares -32000 with servers' application errors.
-    if (err.code === ErrorCode.ConnectionClosed && /Connection closed/.test(err.message)) return { kind: 'http', status: 502, code: 'connection_error', message: 'The connection to the MCP server was closed.' };
-    return { kind: 'protocol', code: err.code, message: err.message.replace(/^MCP error -?\d+: /, '') };
+  if (err instanceof SdkHttpError) {
+    const status = err.status >= 100 && err.status <= 599 ? err.status : 502;
+    const reason = rpcMessageOf((err.data as { text?: unknown }).text);
+    return { kind: 'http', status, code: 'http_error', message: reason ? `${statusText(status)}: ${reason}` : statusText(status) };
   }
-  if (err instanceof StreamableHTTPError || err instanceof SseError) {
-    const status = err.code && err.code >= 100 ? err.code : 502;
-    return { kind: 'http', status, code: 'http_error', message: statusText(status) };
+  if (err instanceof SseError) {
+    const status = err.code && err.code >= 100 && err.code <= 599 ? err.code : 502;
+    return { kind: 'http', status, code: status === 502 && !err.code ? 'connection_error' : 'http_error', message: statusText(status) };
+  }
+  if (err instanceof SdkError) {
+    switch (err.code) {
+      case SdkErrorCode.RequestTimeout:
+        return { kind: 'http', status: 504, code: 'timeout', message: 'The MCP server timed out.' };
+      case SdkErrorCode.ConnectionClosed:
+        return { kind: 'http', status: 502, code: 'connection_error', message: 'The connection to the MCP server was closed.' };
+      case SdkErrorCode.ClientHttpUnexpectedContent:
+        return { kind: 'http', status: 502, code: 'http_error', message: 'The MCP server answered with an unexpected content type.' };
+      case SdkErrorCode.EraNegotiationFailed: {
+        const net = causes(err).find((e) => e !== err && (isNetworkTypeError(e) || findEgressDenied(e)));
+        if (net) return classifyUpstreamError(net);
+        return { kind: 'http', status: 502, code: 'http_error', message: clipReason(stripQueries(err.message)) };
+      }
+      default:
+        return { kind: 'http', status: 502, code: 'http_error', message: `The MCP server request failed: ${clipReason(stripQueries(err.message))}` };
+    }
   }
   if (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError')) {
     return { kind: 'http', status: 504, code: 'timeout', message: 'The request to the MCP server was aborted or timed out.' };
   }
-  if (err instanceof TypeError) return { kind: 'http', status: 502, code: 'connection_error', message: 'Could not connect to the MCP server.' };
+  if (err instanceof TypeError) {
+    if (isNetworkTypeError(err)) return { kind: 'http', status: 502, code: 'connection_error', message: 'Could not connect to the MCP server.' };
+    // fetch refused to build the request (e.g. an invalid header value): nothing was sent.
+    return { kind: 'http', status: 400, code: 'http_error', message: 'The request to the MCP server could not be sent: a header value is invalid.' };
+  }
   if (err instanceof SyntaxError) return { kind: 'http', status: 502, code: 'http_error', message: 'The MCP server sent a malformed response.' };
   const message = err instanceof Error ? err.message : String(err);
-  return { kind: 'http', status: 502, code: 'http_error', message: `The MCP server request failed: ${message.slice(0, 500)}` };
+  return { kind: 'http', status: 502, code: 'http_error', message: `The MCP server request failed: ${clipReason(stripQueries(message))}` };
+}
+
+/**
+ * Whether a failure is the server's own (connection, 5xx, timeout, malformed answer): only
+ * those count toward its circuit breaker. A 4xx (the caller's credentials), a session
+ * refusal, a JSON-RPC error, the egress guard or a request fetch could not build do not.
+ */
+export function isServerFault(err: unknown, callerAborted = false): boolean {
+  if (callerAborted || err instanceof BrokerCapacityError || err instanceof ListingTooLargeError) return false;
+  const f = classifyUpstreamError(err);
+  if (f.kind === 'protocol' || f.code === 'egress_denied') return false;
+  if (f.code === 'timeout' || f.code === 'connection_error') return true;
+  return f.status >= 500;
 }

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { fetch as undiciFetch, type Agent } from 'undici';
-import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { FetchLike } from '@modelcontextprotocol/client';
 
 /** JSON-RPC error code the broker synthesizes when an upstream response passes the size cap. */
 export const RESPONSE_TOO_LARGE = -32097;
@@ -15,36 +15,87 @@ function requestIdOf(body: unknown): string | number | undefined {
   }
 }
 
+/** subscriptions/listen (2026-07-28) is a POST whose stream stays open by design. */
+function isListen(body: unknown): boolean {
+  return typeof body === 'string' && body.length < 100_000 && body.includes('"subscriptions/listen"');
+}
+
 const tooLargeMessage = (id: string | number, max: number) =>
   JSON.stringify({ jsonrpc: '2.0', id, error: { code: RESPONSE_TOO_LARGE, message: `upstream response exceeded ${max} bytes` } });
 
+/** Whether an SSE event's data is a JSON-RPC response (a result or an error), not a notification. */
+function isAnswerEvent(event: Uint8Array): boolean {
+  const text = new TextDecoder().decode(event);
+  const data = text
+    .split(/\r?\n/)
+    .filter((l) => l.startsWith('data:'))
+    .map((l) => l.slice(5).replace(/^ /, ''))
+    .join('\n');
+  if (!data) return false;
+  try {
+    const m = JSON.parse(data) as { id?: unknown; result?: unknown; error?: unknown; method?: unknown };
+    return typeof m === 'object' && m !== null && m.method === undefined && m.id !== undefined && ('result' in m || 'error' in m);
+  } catch {
+    return false;
+  }
+}
+
 /**
- * Caps one SSE event at `max` bytes. An event over the cap ends the stream; when the
- * request's JSON-RPC id is known the caller gets an error response for it instead of a hang.
+ * Caps an SSE stream: each event at `max` bytes, and with `total` the whole stream. An
+ * event over a cap ends the stream; when the request's JSON-RPC id is known the caller gets
+ * an error response for it instead of a hang. With `closeOnAnswer` (a POST's stream: it
+ * carries one request's answer) the stream ends right after the JSON-RPC answer, and the
+ * upstream response is cancelled even if the server keeps it open.
  */
-function capSse(max: number, idOf: () => string | number | undefined): TransformStream<Uint8Array, Uint8Array> {
+function capSse(max: number, idOf: () => string | number | undefined, o: { total?: number; closeOnAnswer?: boolean } = {}): TransformStream<Uint8Array, Uint8Array> {
+  let event: Uint8Array[] = [];
   let size = 0;
+  let total = 0;
   let prev = 0;
   let done = false;
+  const tooLarge = (controller: TransformStreamDefaultController<Uint8Array>) => {
+    done = true;
+    const id = idOf();
+    if (id === undefined) return controller.error(new Error(`upstream event exceeded ${max} bytes`));
+    controller.enqueue(new TextEncoder().encode(`\n\nevent: message\ndata: ${tooLargeMessage(id, max)}\n\n`));
+    controller.terminate();
+  };
   return new TransformStream({
     transform(chunk, controller) {
       if (done) return;
+      let from = 0;
       for (let i = 0; i < chunk.length; i++) {
         const b = chunk[i]!;
+        total++;
         // A blank line (\n\n, or \n\r\n) ends an event.
-        if (b === 10 && (prev === 10 || prev === 13)) size = 0;
-        else if (b !== 13) size++;
+        const boundary = b === 10 && (prev === 10 || prev === 13);
         if (b !== 13) prev = b;
-        if (size > max) {
-          controller.enqueue(chunk.subarray(0, i));
-          done = true;
-          const id = idOf();
-          if (id === undefined) return controller.error(new Error(`upstream event exceeded ${max} bytes`));
-          controller.enqueue(new TextEncoder().encode(`\n\nevent: message\ndata: ${tooLargeMessage(id, max)}\n\n`));
-          return controller.terminate();
+        if (boundary) {
+          size = 0;
+          if (o.closeOnAnswer) {
+            event.push(chunk.subarray(from, i + 1));
+            from = i + 1;
+            const bytes = Buffer.concat(event);
+            event = [];
+            controller.enqueue(bytes);
+            if (isAnswerEvent(bytes)) {
+              done = true;
+              return controller.terminate();
+            }
+          }
+          continue;
+        }
+        if (b !== 13) size++;
+        if (size > max || (o.total !== undefined && total > o.total)) {
+          if (!o.closeOnAnswer) controller.enqueue(chunk.subarray(from, i));
+          return tooLarge(controller);
         }
       }
-      controller.enqueue(chunk);
+      if (o.closeOnAnswer) event.push(chunk.slice(from));
+      else controller.enqueue(chunk);
+    },
+    flush(controller) {
+      if (!done && event.length) controller.enqueue(Buffer.concat(event));
     },
   });
 }
@@ -82,18 +133,19 @@ export function createUpstreamFetch(agent: Agent, maxBytes: number): FetchLike {
     const headers = new Headers(res.headers);
     headers.delete('content-encoding');
     const init2 = { status: res.status, statusText: res.statusText, headers };
-    // A POST's SSE stream carries one request's answer and ends: read it whole, under the cap.
-    // Other streams (the standalone GET, legacy SSE) stay open: each event is capped instead.
+    // A POST's SSE stream carries one request's answer: it ends at that answer (a server may
+    // keep it open), under the cap as a whole. Other streams (the standalone GET, legacy SSE,
+    // subscriptions/listen) stay open: each event is capped instead.
     const sse = (res.headers.get('content-type') ?? '').includes('text/event-stream');
-    if (sse && init?.method !== 'POST') {
-      return new Response(res.body.pipeThrough(capSse(maxBytes, idOf)), init2);
+    if (sse) {
+      const post = init?.method === 'POST' && !isListen(init?.body);
+      return new Response(res.body.pipeThrough(capSse(maxBytes, idOf, post ? { total: maxBytes, closeOnAnswer: true } : {})), init2);
     }
     const bytes = await readCapped(res.body, maxBytes);
     if (bytes) return new Response(bytes.byteLength ? (bytes as BodyInit) : null, init2);
     const id = idOf();
     if (id !== undefined && res.ok) {
       headers.delete('content-length');
-      if (sse) return new Response(`event: message\ndata: ${tooLargeMessage(id, maxBytes)}\n\n`, init2);
       headers.set('content-type', 'application/json');
       return new Response(tooLargeMessage(id, maxBytes), init2);
     }

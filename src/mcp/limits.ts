@@ -1,51 +1,69 @@
 import { ConsecutiveBreaker, BrokenCircuitError, CircuitState, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
 import { LRUCache } from 'lru-cache';
-import { BrokerCapacityError, classifyUpstreamError } from './failure.js';
+import { BrokerCapacityError, isServerFault } from './failure.js';
 
 export interface LimitOptions {
-  maxInflightPerOrigin: number;
+  maxInflightPerServer: number;
   maxInflight: number;
   breakerThreshold: number;
   breakerHalfOpenMs: number;
 }
 
+/** What the bounds are kept per: the server URL (origin + path) and the credential scope. */
+export interface LimitScope {
+  /** Origin + path of the MCP endpoint (never the query). */
+  server: string;
+  /** The credential-set hash: one tenant's failures never open another's breaker. */
+  credentials: string;
+}
+
+/** The server URL the bounds are kept per: origin + path, no query. */
+export const serverUrlKey = (url: URL) => `${url.origin}${url.pathname}`;
+
 /**
- * Fail-fast bounds on upstream MCP work (security.md E.24): in-flight counts per origin and
- * overall, and a per-origin circuit breaker that opens after consecutive transport failures.
+ * Fail-fast bounds on upstream MCP work (security.md 24): in-flight counts per server URL
+ * and overall, and a circuit breaker per server URL and credential scope that opens after
+ * consecutive failures of the server's own (connection, 5xx, timeouts).
  */
 export class UpstreamLimits {
   private inflight = 0;
-  private readonly perOrigin = new Map<string, number>();
-  // Origins of inline servers are caller-chosen: keep the most recent breakers only.
+  private readonly perServer = new Map<string, number>();
+  // Inline servers are caller-chosen: keep the most recent breakers only.
   private readonly breakers = new LRUCache<string, CircuitBreakerPolicy>({ max: 10_000 });
 
   constructor(private readonly o: LimitOptions) {}
 
-  async run<T>(origin: string, fn: () => Promise<T>): Promise<T> {
+  async run<T>(scope: LimitScope, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     // An open breaker refuses inside execute(), which is also where it moves to half-open.
-    const breaker = this.breaker(origin);
-    const n = this.perOrigin.get(origin) ?? 0;
-    if (n >= this.o.maxInflightPerOrigin || this.inflight >= this.o.maxInflight) {
+    const breaker = this.breaker(`${scope.server}|${scope.credentials}`);
+    const n = this.perServer.get(scope.server) ?? 0;
+    if (n >= this.o.maxInflightPerServer || this.inflight >= this.o.maxInflight) {
       throw new BrokerCapacityError(429, 'upstream_busy', 'Too many concurrent calls to the MCP server.', 1);
     }
-    this.perOrigin.set(origin, n + 1);
+    this.perServer.set(scope.server, n + 1);
     this.inflight++;
     try {
-      return await breaker.execute(fn);
+      // A caller who went away is not the server failing: such errors pass the breaker wrapped.
+      return await breaker.execute(() =>
+        fn().catch((err: unknown) => {
+          throw signal?.aborted ? new CallerAborted(err) : err;
+        }),
+      );
     } catch (err) {
+      if (err instanceof CallerAborted) throw err.inner;
       if (err instanceof BrokenCircuitError) {
         throw new BrokerCapacityError(503, 'circuit_open', 'The MCP server is failing; calls are refused for a while.', this.o.breakerHalfOpenMs / 1000);
       }
       throw err;
     } finally {
       this.inflight--;
-      const left = (this.perOrigin.get(origin) ?? 1) - 1;
-      if (left === 0) this.perOrigin.delete(origin);
-      else this.perOrigin.set(origin, left);
+      const left = (this.perServer.get(scope.server) ?? 1) - 1;
+      if (left === 0) this.perServer.delete(scope.server);
+      else this.perServer.set(scope.server, left);
     }
   }
 
-  /** Origins whose breaker is open now (for /metrics). */
+  /** Breakers open now (for /metrics). */
   openBreakers(): number {
     let n = 0;
     for (const b of this.breakers.values()) if (b.state === CircuitState.Open || b.state === CircuitState.Isolated) n++;
@@ -57,20 +75,19 @@ export class UpstreamLimits {
     return this.inflight;
   }
 
-  private breaker(origin: string): CircuitBreakerPolicy {
-    let b = this.breakers.get(origin);
+  private breaker(key: string): CircuitBreakerPolicy {
+    let b = this.breakers.get(key);
     if (!b) {
-      // Only transport failures count; a tool's own error or a JSON-RPC error is a healthy server.
-      const transportFailure = handleWhen((err) => {
-        const f = classifyUpstreamError(err);
-        return f.kind === 'http' && f.code !== 'egress_denied' && !(err instanceof BrokerCapacityError);
-      });
-      b = circuitBreaker(transportFailure, {
-        halfOpenAfter: this.o.breakerHalfOpenMs,
-        breaker: new ConsecutiveBreaker(this.o.breakerThreshold),
-      });
-      this.breakers.set(origin, b);
+      const serverFault = handleWhen((err) => !(err instanceof CallerAborted) && isServerFault(err));
+      b = circuitBreaker(serverFault, { halfOpenAfter: this.o.breakerHalfOpenMs, breaker: new ConsecutiveBreaker(this.o.breakerThreshold) });
+      this.breakers.set(key, b);
     }
     return b;
+  }
+}
+
+class CallerAborted extends Error {
+  constructor(readonly inner: unknown) {
+    super('aborted by the caller');
   }
 }

@@ -1,8 +1,7 @@
 import { LRUCache } from 'lru-cache';
-import { UpstreamSession, type SessionOptions, type SessionTarget, type TransportKind } from './session.js';
+import { UpstreamSession, type Remembered, type SessionOptions, type SessionTarget } from './session.js';
 
 export interface PoolOptions {
-  connectTimeoutMs: number;
   /** Sessions unused this long are closed (inline servers especially). */
   idleMs: number;
   max: number;
@@ -12,7 +11,7 @@ export interface PoolOptions {
 
 /** Long-lived sessions keyed by (server, credential-set hash); idle ones are closed. */
 export class SessionPool {
-  private readonly memo = new LRUCache<string, TransportKind>({ max: 10_000 });
+  private readonly memo = new LRUCache<string, Remembered>({ max: 10_000 });
   private readonly sessions: LRUCache<string, UpstreamSession>;
 
   constructor(private readonly opts: PoolOptions) {
@@ -31,8 +30,7 @@ export class SessionPool {
     if (!s) {
       const t = target();
       const sessionOpts: SessionOptions = {
-        connectTimeoutMs: this.opts.connectTimeoutMs,
-        transportMemo: this.memo,
+        memo: this.memo,
         onToolsChanged: () => this.opts.onToolsChanged(key),
         onError: (e) => this.opts.onError?.(key, e),
       };
@@ -49,6 +47,7 @@ export class SessionPool {
   /** Closes every session whose key starts with `prefix` (a server's records changed). */
   drop(prefix: string): void {
     for (const k of [...this.sessions.keys()]) if (k.startsWith(prefix)) this.sessions.delete(k);
+    // What worked is remembered per server (`serverKey|url`): a PUT forgets it.
     for (const k of [...this.memo.keys()]) if (k.startsWith(prefix)) this.memo.delete(k);
   }
 

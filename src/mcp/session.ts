@@ -1,24 +1,29 @@
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { SSEClientTransport, SseError } from '@modelcontextprotocol/sdk/client/sse.js';
-import type { Transport, FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
+import { Client, SdkError, SdkErrorCode, SdkHttpError, SseError, type CallToolResult, type Tool, type Transport, type VersionNegotiationOptions } from '@modelcontextprotocol/client';
+import { createTransport, type TransportKind, type TransportTarget } from './transport.js';
 
-export type TransportKind = 'streamable_http' | 'sse';
+export type { TransportKind } from './transport.js';
 
-export interface SessionTarget {
+/** The record's `protocol` field: which MCP era(s) to speak. */
+export type ProtocolPref = 'auto' | '2026-07-28' | '2025-11-25';
+export type Era = 'modern' | 'legacy';
+export const MODERN_REVISION = '2026-07-28';
+
+export interface SessionTarget extends TransportTarget {
   /** Pool key: server identity + credential-set hash. */
   key: string;
-  url: URL;
-  headers: Record<string, string>;
   transport: 'auto' | TransportKind;
-  fetch: FetchLike;
+  protocol: ProtocolPref;
+}
+
+/** What worked for a server URL: the transport and the era. */
+export interface Remembered {
+  transport: TransportKind;
+  era: Era;
 }
 
 export interface SessionOptions {
-  connectTimeoutMs: number;
-  /** `auto` remembers what worked, per server URL. */
-  transportMemo: { get(url: string): TransportKind | undefined; set(url: string, kind: TransportKind): unknown };
+  /** `auto` remembers what worked, per server URL, until a PUT or a failure. */
+  memo: { get(url: string): Remembered | undefined; set(url: string, m: Remembered): unknown; delete(url: string): unknown };
   onToolsChanged: () => void;
   onError?: (err: Error) => void;
 }
@@ -28,165 +33,227 @@ export interface RequestOpts {
   signal?: AbortSignal;
 }
 
-const MAX_TOOL_PAGES = 100;
-
-function httpStatusOf(err: unknown): number | undefined {
-  if (err instanceof StreamableHTTPError || err instanceof SseError) return err.code;
-  return undefined;
+export interface ListingBounds {
+  maxBytes: number;
+  maxTools: number;
+  maxPages: number;
 }
 
-/** The server lost our session (restart, eviction): it never ran the request. */
-export function isSessionGone(err: unknown): boolean {
-  return err instanceof StreamableHTTPError && err.code === 404;
+export interface ToolList {
+  tools: Tool[];
+  /** Smallest `ttlMs` any page carried (SEP-2549), if any did. */
+  ttlMs?: number;
+  /** Size of the definitions as JSON. */
+  bytes: number;
+}
+
+/** A listing over its bounds (all pages together): it fails whole, nothing is kept. */
+export class ListingTooLargeError extends Error {
+  constructor(what: string) {
+    super(`tool list too large (${what})`);
+  }
+}
+
+const httpStatusOf = (err: unknown): number | undefined =>
+  err instanceof SdkHttpError ? err.status : err instanceof SseError && err.code && err.code >= 100 ? err.code : undefined;
+
+/**
+ * The server refused our session as unknown (restart, eviction): the request never ran.
+ * 404, or 400/410 on a request that carried a session id (real servers differ).
+ */
+export function isSessionRefusal(err: unknown, carriedSession: boolean): boolean {
+  const s = httpStatusOf(err);
+  return carriedSession && (s === 404 || s === 400 || s === 410);
 }
 
 /** Nothing reached the server: safe to send again even for tools/call. */
 export function isNeverSent(err: unknown): boolean {
   for (let e = err, i = 0; e && i < 6; e = (e as { cause?: unknown }).cause, i++) {
     const code = (e as { code?: unknown }).code;
-    if (code === 'ECONNREFUSED' || code === 'EGRESS_DENIED' || code === 'ENOTFOUND' || code === 'UND_ERR_CONNECT_TIMEOUT')
-      return true;
+    if (code === 'ECONNREFUSED' || code === 'EGRESS_DENIED' || code === 'ENOTFOUND' || code === 'UND_ERR_CONNECT_TIMEOUT') return true;
   }
   return false;
 }
 
+/** A connection-level failure (the server went away): the session cannot be trusted. */
+function isConnectionLost(err: unknown): boolean {
+  if (err instanceof SdkError && err.code === SdkErrorCode.ConnectionClosed) return true;
+  return err instanceof TypeError && /fetch failed|terminated|other side closed/i.test(err.message);
+}
+
+interface Live {
+  client: Client;
+  transport: Transport & { sessionId?: string; terminateSession?: () => Promise<void> };
+  kind: TransportKind;
+  era: Era;
+}
+
 /**
- * One long-lived, initialized MCP client session to one upstream, for one credential set.
- * Connects lazily (single flight); a lost session is re-initialized once, transparently.
+ * One long-lived MCP connection to one upstream, for one credential set: a legacy session
+ * (initialize + Mcp-Session-Id) or a modern 2026-07-28 connection (server/discover,
+ * stateless). Connects lazily (single flight); a refused session is re-established once.
  */
 export class UpstreamSession {
-  private client: Client | undefined;
-  private transport: Transport | undefined;
-  private connecting: Promise<Client> | undefined;
+  private live: Live | undefined;
+  private connecting: Promise<Live> | undefined;
   private closed = false;
   transportInUse: TransportKind | undefined;
+  protocolInUse: string | undefined;
 
   constructor(
     readonly target: SessionTarget,
     private readonly opts: SessionOptions,
   ) {}
 
-  async listTools(o: RequestOpts): Promise<Tool[]> {
-    // tools/list is safe to repeat: retry once on any transport failure.
-    return this.withSession(true, async (client) => {
+  /** Every page, bounded as a whole; tools/list is safe to repeat. */
+  async listTools(o: RequestOpts, bounds: ListingBounds): Promise<ToolList> {
+    return this.withSession(true, o, async ({ client }) => {
       const tools: Tool[] = [];
       let cursor: string | undefined;
-      for (let page = 0; page < MAX_TOOL_PAGES; page++) {
-        const r = await client.listTools(cursor ? { cursor } : undefined, { timeout: o.timeoutMs, signal: o.signal });
-        tools.push(...r.tools);
+      let bytes = 2;
+      let ttlMs: number | undefined;
+      for (let page = 0; page < bounds.maxPages; page++) {
+        const r = await client.request({ method: 'tools/list', params: cursor ? { cursor } : undefined }, { timeout: o.timeoutMs, signal: o.signal });
+        for (const t of r.tools) {
+          bytes += JSON.stringify(t).length + 1;
+          if (bytes > bounds.maxBytes) throw new ListingTooLargeError(`over ${bounds.maxBytes} bytes`);
+          tools.push(t);
+          if (tools.length > bounds.maxTools) throw new ListingTooLargeError(`over ${bounds.maxTools} tools`);
+        }
+        const ttl = (r as { ttlMs?: unknown }).ttlMs;
+        if (typeof ttl === 'number' && Number.isFinite(ttl) && ttl >= 0) ttlMs = Math.min(ttlMs ?? Infinity, ttl);
+        if (!r.nextCursor || r.nextCursor === cursor) {
+          cursor = undefined;
+          break;
+        }
         cursor = r.nextCursor;
-        if (!cursor) break;
       }
-      return tools;
+      if (cursor) throw new ListingTooLargeError(`over ${bounds.maxPages} pages`);
+      return { tools, ttlMs, bytes };
     });
   }
 
-  /** Never re-sent once it may have reached the server (only a lost session or refused connect). */
+  /** Never re-sent once it may have reached the server (only a refused session or connect). */
   async callTool(name: string, args: Record<string, unknown>, o: RequestOpts): Promise<CallToolResult> {
-    return this.withSession(false, async (client) => {
-      const r = await client.callTool({ name, arguments: args }, undefined, {
-        timeout: o.timeoutMs,
-        signal: o.signal,
-      });
+    return this.withSession(false, o, async ({ client }) => {
+      const r = await client.callTool({ name, arguments: args }, { timeout: o.timeoutMs, signal: o.signal });
       return r as CallToolResult;
     });
   }
 
-  private async withSession<T>(idempotent: boolean, fn: (c: Client) => Promise<T>): Promise<T> {
-    const client = await this.connect();
+  private async withSession<T>(idempotent: boolean, o: RequestOpts, fn: (l: Live) => Promise<T>): Promise<T> {
+    const live = await this.connect(o);
+    const carried = live.transport.sessionId !== undefined || live.kind === 'sse';
     try {
-      return await fn(client);
+      return await fn(live);
     } catch (err) {
-      // Only a lost session or a failed connection ends the session: an error status on one
-      // request says nothing of the others sharing it, and closing would abort them.
-      const sessionDead = isSessionGone(err) || err instanceof TypeError || isNeverSent(err);
-      if (sessionDead) await this.reset(client);
-      const again = isSessionGone(err) || isNeverSent(err) || (idempotent && (sessionDead || httpStatusOf(err) !== undefined));
+      if (o.signal?.aborted) throw err;
+      const refused = isSessionRefusal(err, carried);
+      const lost = refused || isConnectionLost(err) || isNeverSent(err);
+      // Only a refused session or a lost connection ends it: an error status on one request
+      // says nothing of the others sharing it, and closing would abort them.
+      if (lost) await this.reset(live);
+      const again = refused || isNeverSent(err) || (idempotent && lost);
       if (!again) throw err;
-      return fn(await this.connect());
+      return fn(await this.connect(o));
     }
   }
 
-  connect(): Promise<Client> {
+  /** The live connection, set up within the caller's timeout (single flight). */
+  connect(o: RequestOpts = { timeoutMs: 30_000 }): Promise<Live> {
     if (this.closed) return Promise.reject(new Error('session closed'));
-    if (this.client) return Promise.resolve(this.client);
-    this.connecting ??= this.open().finally(() => (this.connecting = undefined));
+    if (this.live) return Promise.resolve(this.live);
+    this.connecting ??= this.open(o.timeoutMs).finally(() => (this.connecting = undefined));
     return this.connecting;
   }
 
-  private async open(): Promise<Client> {
-    const memo = this.opts.transportMemo.get(this.target.url.href);
-    const first: TransportKind = this.target.transport === 'auto' ? (memo ?? 'streamable_http') : this.target.transport;
+  private async open(timeoutMs: number): Promise<Live> {
+    const t = this.target;
+    // Remembered per server and URL (`serverKey|url`), so a PUT (dropping `serverKey|`) forgets it.
+    const url = `${t.key.slice(0, t.key.lastIndexOf('|'))}|${t.url.href}`;
+    const memo = this.opts.memo.get(url);
+    const remembered = t.transport === 'auto' || t.protocol === 'auto' ? memo : undefined;
+    const first: TransportKind = t.transport === 'auto' ? (memo?.transport ?? 'streamable_http') : t.transport;
     try {
-      return await this.openWith(first);
+      return await this.openWith(first, remembered?.transport === first ? remembered.era : undefined, timeoutMs);
     } catch (err) {
-      // auto: a server that rejects Streamable HTTP's POST with a 4xx may be legacy SSE.
+      // What worked before failed: forget it; a remembered era gets one fresh negotiation.
+      if (memo) this.opts.memo.delete(url);
+      if (remembered && !isConnectionLost(err) && !isNeverSent(err) && !(err instanceof SdkError && err.code === SdkErrorCode.RequestTimeout)) {
+        try {
+          return await this.openWith(first, undefined, timeoutMs);
+        } catch (e) {
+          err = e;
+        }
+      }
+      // auto: a server that refuses Streamable HTTP's POST with a 4xx may be legacy SSE.
       const status = httpStatusOf(err);
-      const fallback = this.target.transport === 'auto' && first === 'streamable_http' && status !== undefined && status >= 400 && status < 500;
+      const fallback = t.transport === 'auto' && first === 'streamable_http' && t.protocol !== MODERN_REVISION && status !== undefined && status >= 400 && status < 500 && status !== 401 && status !== 403;
       if (!fallback) throw err;
       // If legacy SSE fails too, the Streamable HTTP answer is the one worth reporting.
-      return this.openWith('sse').catch(() => {
+      return this.openWith('sse', 'legacy', timeoutMs).catch(() => {
         throw err;
       });
     }
   }
 
-  private async openWith(kind: TransportKind): Promise<Client> {
-    const requestInit = { headers: this.target.headers };
-    const transport: Transport =
-      kind === 'streamable_http'
-        ? new StreamableHTTPClientTransport(this.target.url, {
-            requestInit,
-            fetch: this.target.fetch,
-            redirectPolicy: 'same-origin',
-            reconnectionOptions: { maxRetries: 2, initialReconnectionDelay: 500, maxReconnectionDelay: 5000, reconnectionDelayGrowFactor: 2 },
-          })
-        : new SSEClientTransport(this.target.url, {
-            requestInit,
-            eventSourceInit: { fetch: (u, i) => this.target.fetch(u, { ...i, headers: { ...this.target.headers, ...(i?.headers as object) } }) },
-            fetch: this.target.fetch,
-            redirectPolicy: 'same-origin',
-          });
+  private negotiation(kind: TransportKind, remembered: Era | undefined): VersionNegotiationOptions {
+    const p = this.target.protocol;
+    if (kind === 'sse' || p === '2025-11-25') return { mode: 'legacy' };
+    if (p === MODERN_REVISION) return { mode: { pin: MODERN_REVISION } };
+    if (remembered === 'legacy') return { mode: 'legacy' };
+    if (remembered === 'modern') return { mode: { pin: MODERN_REVISION } };
+    return { mode: 'auto' };
+  }
+
+  private async openWith(kind: TransportKind, remembered: Era | undefined, timeoutMs: number): Promise<Live> {
+    if (kind === 'sse' && this.target.protocol === MODERN_REVISION) {
+      throw new Error('the 2026-07-28 revision does not run over legacy HTTP+SSE');
+    }
+    const transport = createTransport(kind, this.target);
     // No client capabilities: the broker offers remote servers no sampling, roots or elicitation.
     const client = new Client(
-      { name: 'mcp-broker', version: '0.1.0' },
+      { name: 'mcp-broker', version: '0.2.0' },
       {
         capabilities: {},
+        versionNegotiation: { ...this.negotiation(kind, remembered), probe: { timeoutMs } },
         listChanged: { tools: { autoRefresh: false, debounceMs: 0, onChanged: () => this.opts.onToolsChanged() } },
       },
     );
     client.onerror = (e) => this.opts.onError?.(e);
+    const live: Live = { client, transport, kind, era: 'legacy' };
     // A transport that closes (an SSE stream ending) leaves no session: reconnect next time.
     client.onclose = () => {
-      if (this.client === client) void this.reset(client);
+      if (this.live === live) void this.reset(live);
     };
     try {
-      await client.connect(transport, { timeout: this.opts.connectTimeoutMs });
+      await client.connect(transport, { timeout: timeoutMs });
     } catch (err) {
       await client.close().catch(() => undefined);
       throw err;
     }
+    live.era = client.getProtocolEra() === 'modern' ? 'modern' : 'legacy';
     if (this.closed) {
-      await closeQuietly(client, transport);
+      await closeQuietly(live);
       throw new Error('session closed');
     }
-    this.client = client;
-    this.transport = transport;
+    this.live = live;
     this.transportInUse = kind;
-    this.opts.transportMemo.set(this.target.url.href, kind);
-    return client;
+    this.protocolInUse = client.getNegotiatedProtocolVersion() ?? (live.era === 'modern' ? MODERN_REVISION : undefined);
+    const t = this.target;
+    this.opts.memo.set(`${t.key.slice(0, t.key.lastIndexOf('|'))}|${t.url.href}`, { transport: kind, era: live.era });
+    return live;
   }
 
   /**
-   * Drops the current connection; the next request re-initializes. With `only`, drops it only
-   * if it is still that one (a concurrent failure may have replaced it already).
+   * Drops the current connection; the next request sets up a new one. With `only`, drops
+   * it only if it is still that one (a concurrent failure may have replaced it already).
    */
-  async reset(only?: Client): Promise<void> {
-    const { client, transport } = this;
-    if (only && client !== only) return;
-    this.client = undefined;
-    this.transport = undefined;
-    if (client && transport) await closeQuietly(client, transport);
+  async reset(only?: Live): Promise<void> {
+    const live = this.live;
+    if (only && live !== only) return;
+    this.live = undefined;
+    if (live) await closeQuietly(live);
   }
 
   async close(): Promise<void> {
@@ -196,8 +263,9 @@ export class UpstreamSession {
 }
 
 /** `client.close()` sends no DELETE: terminate the upstream session first, briefly. */
-async function closeQuietly(client: Client, transport: Transport): Promise<void> {
-  if (transport instanceof StreamableHTTPClientTransport && transport.sessionId) {
+async function closeQuietly(live: Live): Promise<void> {
+  const { client, transport } = live;
+  if (transport.sessionId && transport.terminateSession) {
     await Promise.race([transport.terminateSession().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
   }
   await client.close().catch(() => undefined);

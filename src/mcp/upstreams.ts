@@ -1,11 +1,11 @@
-import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { AuthProvider, CallToolResult, FetchLike, OAuthClientProvider } from '@modelcontextprotocol/client';
 import type { Agent } from 'undici';
 import { AgentPool, type EgressPolicy } from './egress.js';
+import { classifyUpstreamError, isServerFault, type UpstreamFailure } from './failure.js';
 import { createUpstreamFetch } from './fetch.js';
-import type { UpstreamLimits } from './limits.js';
+import { serverUrlKey, type UpstreamLimits } from './limits.js';
 import type { SessionPool } from './pool.js';
-import type { UpstreamSession } from './session.js';
-import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { ListingBounds, ProtocolPref, ToolList, UpstreamSession } from './session.js';
 
 /** What the mcp layer needs to know of a server to reach it. */
 export interface UpstreamTarget {
@@ -14,13 +14,39 @@ export interface UpstreamTarget {
   origin: string;
   headers: Record<string, string>;
   transport: 'auto' | 'streamable_http' | 'sse';
+  /** The record's `protocol` (inline servers: `auto`). */
+  protocol?: ProtocolPref;
   egress: EgressPolicy;
   callTimeoutMs: number;
+  /** Upstream OAuth, when the OAuth layer supplies one for this server. */
+  authProvider?: AuthProvider | OAuthClientProvider;
+  /** For logs: registered servers by label, inline ones by origin. */
+  server_label?: string;
+  record?: unknown;
 }
+
+/** One upstream failure, as logged (never a URL path, query, header value or argument). */
+export interface FailureEvent {
+  server: string;
+  method: 'connect' | 'tools/list' | 'tools/call';
+  failure: UpstreamFailure;
+  /** Whether it counts toward the breaker (the server's own failure). */
+  server_fault: boolean;
+}
+
+export interface UpstreamsOptions {
+  maxUpstreamBytes: number;
+  listing: ListingBounds;
+  onFailure?: (e: FailureEvent) => void;
+}
+
+/** How a target appears in logs: a registered label, or `inline:<origin>`. */
+export const logName = (t: Pick<UpstreamTarget, 'server_label' | 'record' | 'origin'>) =>
+  t.record && t.server_label ? t.server_label : `inline:${t.origin}`;
 
 /**
  * The one way out to MCP servers: a session from the pool, through the egress-guarded,
- * size-capped fetch, inside the concurrency bounds and the origin's circuit breaker.
+ * size-capped fetch, inside the concurrency bounds and the server's circuit breaker.
  */
 export class Upstreams {
   private readonly fetches = new WeakMap<Agent, FetchLike>();
@@ -29,25 +55,45 @@ export class Upstreams {
     readonly pool: SessionPool,
     readonly agents: AgentPool,
     readonly limits: UpstreamLimits,
-    private readonly maxUpstreamBytes: number,
+    private readonly o: UpstreamsOptions,
   ) {}
 
   session(t: UpstreamTarget): UpstreamSession {
-    return this.pool.get(t.sessionKey, () => ({ key: t.sessionKey, url: t.url, headers: t.headers, transport: t.transport, fetch: this.fetchFor(t.egress) }));
+    return this.pool.get(t.sessionKey, () => ({
+      key: t.sessionKey,
+      url: t.url,
+      headers: t.headers,
+      transport: t.transport,
+      protocol: t.protocol ?? 'auto',
+      fetch: this.fetchFor(t.egress),
+      authProvider: t.authProvider,
+    }));
   }
 
-  listTools(t: UpstreamTarget, signal?: AbortSignal): Promise<Tool[]> {
-    return this.limits.run(t.origin, () => this.session(t).listTools({ timeoutMs: t.callTimeoutMs, signal }));
+  listTools(t: UpstreamTarget, signal?: AbortSignal): Promise<ToolList> {
+    return this.run(t, 'tools/list', signal, () => this.session(t).listTools({ timeoutMs: t.callTimeoutMs, signal }, this.o.listing));
   }
 
   callTool(t: UpstreamTarget, name: string, args: Record<string, unknown>, signal?: AbortSignal): Promise<CallToolResult> {
-    return this.limits.run(t.origin, () => this.session(t).callTool(name, args, { timeoutMs: t.callTimeoutMs, signal }));
+    return this.run(t, 'tools/call', signal, () => this.session(t).callTool(name, args, { timeoutMs: t.callTimeoutMs, signal }));
+  }
+
+  private async run<T>(t: UpstreamTarget, method: FailureEvent['method'], signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    const scope = { server: serverUrlKey(t.url), credentials: t.sessionKey.slice(t.sessionKey.lastIndexOf('|') + 1) };
+    try {
+      return await this.limits.run(scope, fn, signal);
+    } catch (err) {
+      if (this.o.onFailure) {
+        this.o.onFailure({ server: logName(t), method, failure: classifyUpstreamError(err), server_fault: !signal?.aborted && isServerFault(err) });
+      }
+      throw err;
+    }
   }
 
   private fetchFor(policy: EgressPolicy): FetchLike {
     const agent = this.agents.get(policy);
     let f = this.fetches.get(agent);
-    if (!f) this.fetches.set(agent, (f = createUpstreamFetch(agent, this.maxUpstreamBytes)));
+    if (!f) this.fetches.set(agent, (f = createUpstreamFetch(agent, this.o.maxUpstreamBytes)));
     return f;
   }
 

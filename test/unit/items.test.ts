@@ -9,8 +9,11 @@ describe('output rule', () => {
     ['text wins over structuredContent', { content: [{ type: 'text', text: 't' }], structuredContent: { x: 1 } }, 't'],
     ['image placeholder', { content: [{ type: 'image', data: 'x', mimeType: 'image/png' }] }, '[image: image/png]'],
     ['audio placeholder', { content: [{ type: 'audio', data: 'x', mimeType: 'audio/wav' }] }, '[audio: audio/wav]'],
-    ['resource placeholder', { content: [{ type: 'resource', resource: { uri: 'file:///a', text: 'x' } }] }, '[resource: file:///a]'],
-    ['mixed', { content: [{ type: 'text', text: 'pic' }, { type: 'image', data: 'x', mimeType: 'image/jpeg' }, { type: 'resource_link', uri: 'u:1', name: 'n' }] }, 'pic\n[image: image/jpeg]\n[resource: u:1]'],
+    ['an embedded text resource contributes its text', { content: [{ type: 'resource', resource: { uri: 'file:///a', text: 'x' } }] }, 'x'],
+    ['an embedded text resource wins over structuredContent', { content: [{ type: 'resource', resource: { uri: 'file:///a', text: 'x' } }], structuredContent: { y: 1 } }, 'x'],
+    ['an embedded blob resource is a placeholder with its mime type', { content: [{ type: 'resource', resource: { uri: 'file:///b', blob: 'AAAA', mimeType: 'application/pdf' } }] }, '[resource: file:///b (application/pdf)]'],
+    ['a resource link adds name and mime type', { content: [{ type: 'resource_link', uri: 'u:2', name: 'report', mimeType: 'text/csv' }] }, '[resource: u:2 (name: report, mime type: text/csv)]'],
+    ['mixed', { content: [{ type: 'text', text: 'pic' }, { type: 'image', data: 'x', mimeType: 'image/jpeg' }, { type: 'resource_link', uri: 'u:1', name: 'n' }] }, 'pic\n[image: image/jpeg]\n[resource: u:1 (name: n)]'],
     ['empty', { content: [] }, ''],
   ];
   it.each(cases)('%s', (_n, result, expected) => expect(outputOf(result as never)).toBe(expected));
