@@ -85,6 +85,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   });
   const upstreams = new Upstreams(pool, agents, limits, {
     maxUpstreamBytes: env.BROKER_MAX_UPSTREAM_BYTES,
+    mcpTransport: env.BROKER_MCP_TRANSPORT,
     listing: { maxBytes: env.BROKER_MAX_LISTING_BYTES, maxTools: 10_000, maxPages: 100 },
     // Once per upstream failure; never a URL path, query, header value or argument.
     onFailure: (e) =>

@@ -10,10 +10,10 @@ import {
   type Transport,
   type TransportSendOptions,
 } from '@modelcontextprotocol/client';
+import { RESPONSE_TOO_LARGE } from './fetch.js';
 import { SseParser, type SseEvent } from './sseParser.js';
 
-/** JSON-RPC error code the broker synthesizes when an upstream answer passes the size cap. */
-export const RESPONSE_TOO_LARGE = -32097;
+export { RESPONSE_TOO_LARGE };
 
 export interface UndiciTransportOptions {
   /** Every request goes through it (the product passes its egress-guarded Agent). */
@@ -455,6 +455,8 @@ export class UndiciTransport implements Transport {
         res = await this.opts.dispatcher.request({ origin, path, method: method as Dispatcher.HttpMethod, headers, body, signal, headersTimeout: 0, bodyTimeout: 0 });
       } catch (err) {
         if (signal?.aborted || (err as Error).name === 'AbortError') throw err;
+        // Like fetch's TypeError for a request it cannot build: nothing was sent (no value quoted).
+        if ((err as { code?: unknown }).code === 'UND_ERR_INVALID_ARG') throw new TypeError('The request could not be built: a header value is invalid');
         throw new UpstreamConnectionError('fetch failed', err, isConnectFailure(err));
       }
       if (this.opts.redirects === 'none' || !REDIRECT.has(res.statusCode) || followed === MAX_REDIRECTS) return res;

@@ -36,6 +36,8 @@ export interface FailureEvent {
 
 export interface UpstreamsOptions {
   maxUpstreamBytes: number;
+  /** BROKER_MCP_TRANSPORT (default `undici`). */
+  mcpTransport?: 'undici' | 'sdk';
   listing: ListingBounds;
   onFailure?: (e: FailureEvent) => void;
 }
@@ -67,6 +69,9 @@ export class Upstreams {
       protocol: t.protocol ?? 'auto',
       fetch: this.fetchFor(t.egress),
       authProvider: t.authProvider,
+      impl: this.o.mcpTransport ?? 'undici',
+      dispatcher: this.agents.get(t.egress),
+      maxBytes: this.o.maxUpstreamBytes,
     }));
   }
 
