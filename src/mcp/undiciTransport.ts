@@ -388,11 +388,13 @@ export class UndiciTransport implements Transport {
     if (this.closed || this.standalone) return;
     const ac = new AbortController();
     this.standalone = ac;
+    const sid = this._sessionId;
     const h = this.headers(undefined);
     h.accept = 'text/event-stream';
     const retry = (err?: Error) => {
       if (this.standalone === ac) this.standalone = undefined;
-      if (this.closed || ac.signal.aborted) return;
+      // Not after close, nor once the session it belonged to has ended (DELETE, new session).
+      if (this.closed || ac.signal.aborted || this._sessionId !== sid) return;
       if (err) this.onerror?.(err);
       const max = this.opts.maxReconnects ?? 2;
       if (attempt >= max) return;
