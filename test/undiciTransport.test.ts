@@ -8,7 +8,7 @@ import { Agent } from 'undici';
 import { Client, ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from '@modelcontextprotocol/client';
 import { RESPONSE_TOO_LARGE, UndiciTransport, UpstreamConnectionError, isConnectFailure } from '../src/mcp/undiciTransport.js';
 import { SseParser, type SseEvent } from '../src/mcp/sseParser.js';
-import { startV2Server, type V2Fixture } from './fixtures/v2Server.js';
+import { startTransportV2Server as startV2Server, type TransportV2Fixture as V2Fixture } from './fixtures/transportV2Server.js';
 import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
 import { startFaultServer, type Fault, type FaultServer } from './fixtures/faultServer.js';
 import { freePort } from './fixtures/child.js';
