@@ -10,9 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { Agent, request } from 'undici';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { Client as ClientV2, StreamableHTTPClientTransport as StreamableV2 } from '@modelcontextprotocol/client';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { MemoryApprovalStore } from '../src/approvals/memoryStore.js';
 import { ApprovalService } from '../src/approvals/service.js';
 import { summarize, ms } from './stats.js';
@@ -66,7 +64,7 @@ const post = async (base: string, path: string, body: unknown, token = KEY) => {
 };
 
 async function main() {
-  const mcp = await child<{ url: string }>('procs/mcp.js');
+  const mcp = await child<{ url: string; modernUrl: string }>('procs/mcp.js');
   const model = await child<{ url: string }>('procs/model.js');
   const dir = mkdtempSync(join(tmpdir(), 'bench-'));
   const config = join(dir, 'servers.config.json');
@@ -76,6 +74,7 @@ async function main() {
       servers: [
         { server_label: 'fx', server_url: mcp.info.url, require_approval: 'never', allow_private_network: true },
         { server_label: 'gated', server_url: mcp.info.url, require_approval: 'always', allow_private_network: true },
+        { server_label: 'modern', server_url: mcp.info.modernUrl, protocol: '2026-07-28', require_approval: 'never', allow_private_network: true },
       ],
     }),
   );
@@ -83,6 +82,7 @@ async function main() {
 
   try {
     await benchCall(base, mcp.info.url);
+    await benchCallModern(base, mcp.info.modernUrl);
     await benchTransports(config, model.info.url, mcp.info.url);
     await benchList(base, mcp.info.url);
     await benchApprovals(base);
@@ -115,7 +115,7 @@ async function startBroker(config: string, modelUrl: string, extra: Record<strin
       UPSTREAM_BASE_URL: modelUrl,
       LOG_LEVEL: 'warn',
       // 500 concurrent responses each call the one MCP origin.
-      BROKER_MAX_INFLIGHT_PER_ORIGIN: '1024',
+      BROKER_MAX_INFLIGHT_PER_SERVER: '1024',
       BROKER_MAX_PENDING_APPROVALS: '100000',
       ...extra,
     },
@@ -128,10 +128,36 @@ async function startBroker(config: string, modelUrl: string, extra: Record<strin
   return { proc, base };
 }
 
-async function sdkClient(url: string) {
-  const client = new Client({ name: 'bench', version: '1' });
+/** The SDK v2 client the broker uses: a 2025-era session, or pinned to 2026-07-28. */
+async function sdkClient(url: string, era: 'legacy' | 'modern' = 'legacy') {
+  const client = new Client({ name: 'bench', version: '1' }, { versionNegotiation: era === 'modern' ? { mode: { pin: '2026-07-28' } } : { mode: 'legacy' } });
   await client.connect(new StreamableHTTPClientTransport(new URL(url)));
   return client;
+}
+
+/** The same interleaved comparison against a stateless 2026-07-28 server (no session). */
+async function benchCallModern(base: string, url: string) {
+  const client = await sdkClient(url, 'modern');
+  const body = { tool: { type: 'mcp', server_label: 'modern' }, name: 'echo', arguments: { text: 'bench' } };
+  const direct: number[] = [];
+  const brokered: number[] = [];
+  for (let i = 0; i < 2200; i++) {
+    const warm = i < 200;
+    let t = performance.now();
+    await client.callTool({ name: 'echo', arguments: { text: 'bench' } });
+    if (!warm) direct.push(performance.now() - t);
+    t = performance.now();
+    const r = await post(base, '/v1/mcp/call', body);
+    const item = await r.json();
+    if (item.status !== 'completed') throw new Error(`modern call failed: ${JSON.stringify(item)}`);
+    if (!warm) brokered.push(performance.now() - t);
+  }
+  await client.close();
+  const d = summarize(direct);
+  const b = summarize(brokered);
+  row('2026-07-28 stateless: tools/call direct SDK (p50 / p99)', `${ms(d.p50)} / ${ms(d.p99)}`, '');
+  row('2026-07-28 stateless: POST /v1/mcp/call (p50 / p99)', `${ms(b.p50)} / ${ms(b.p99)}`, '');
+  row('2026-07-28 stateless: broker ÷ direct call, p50', (b.p50 / d.p50).toFixed(2), '≤ 1.15');
 }
 
 /** Interleaved: a direct SDK callTool on a warm session vs the same call through the broker. */
@@ -177,8 +203,8 @@ async function benchTransports(config: string, modelUrl: string, url: string) {
     sdk: await startBroker(config, modelUrl, { BROKER_MCP_TRANSPORT: 'sdk' }),
     undici: await startBroker(config, modelUrl, { BROKER_MCP_TRANSPORT: 'undici' }),
   };
-  const direct = new ClientV2({ name: 'bench', version: '1' }, { versionNegotiation: { mode: 'auto' } });
-  const directT = new StreamableV2(new URL(url), {
+  const direct = new Client({ name: 'bench', version: '1' }, { versionNegotiation: { mode: 'legacy' } });
+  const directT = new StreamableHTTPClientTransport(new URL(url), {
     fetch: (u, init) => {
       if (init?.signal) setMaxListeners(1_000_000, init.signal);
       return fetch(u, init);
@@ -262,7 +288,7 @@ async function benchList(base: string, url: string) {
   const floor: number[] = [];
   for (let i = 0; i < 1100; i++) {
     let t = performance.now();
-    await client.listTools();
+    await client.listTools(undefined, { cacheMode: 'bypass' });
     if (i >= 100) direct.push(performance.now() - t);
     t = performance.now();
     await (await post(base, '/v1/mcp/list_tools', body)).json();

@@ -12,6 +12,8 @@ import type { ResponseStore } from './responses/store.js';
 import { createApp, type Readiness } from './http/app.js';
 import { Credentials } from './http/auth.js';
 import { AgentPool, parseCidrs } from './mcp/egress.js';
+import { classifyUpstreamError } from './mcp/failure.js';
+import { scrub } from './util/scrub.js';
 import { UpstreamLimits } from './mcp/limits.js';
 import { SessionPool } from './mcp/pool.js';
 import { Upstreams } from './mcp/upstreams.js';
@@ -81,7 +83,8 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
       // The server's tools changed for every instance and every credential set.
       bus.publish({ kind: 'tools_changed', serverKey: key.split('|')[0]! });
     },
-    onError: (key, err) => logger.debug({ session: key.split('|')[0]?.replace(/^inline:(https?:\/\/[^/]+).*/, 'inline:$1'), err: err.message }, 'upstream session error'),
+    // Classified text only: an SDK message may carry the URL, its query or the server's body.
+    onError: (key, err) => logger.debug({ session: key.split('|')[0]?.replace(/^inline:(https?:\/\/[^/]+).*/, 'inline:$1'), err: classifyUpstreamError(err).message }, 'upstream session error'),
   });
   const upstreams = new Upstreams(pool, agents, limits, {
     maxUpstreamBytes: env.BROKER_MAX_UPSTREAM_BYTES,
@@ -126,6 +129,8 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     registry,
     (e) => broker?.definitionChanged(e),
     (label, err) => logger.warn({ server_label: label, err: err.message }, 'tool pins not saved; will retry at the next listing'),
+    // The listing cache holds at most 16 maximal listings' worth of definitions (128 MiB by default).
+    { scrub: (text) => scrub(text, o.secrets.all()), maxBytes: 16 * env.BROKER_MAX_LISTING_BYTES },
   );
   const publicUrl = (env.BROKER_PUBLIC_URL ?? `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${env.PORT}`).replace(/\/$/, '');
   broker = new Broker({

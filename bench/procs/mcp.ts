@@ -1,10 +1,13 @@
-// Bench child: a real SDK MCP server on loopback; reports its port and counters over IPC.
+// Bench child: real SDK MCP servers on loopback — a session-based 2025-era one (SDK v1) and a
+// stateless 2026-07-28 one (SDK v2) — reports their URLs and counters over IPC.
 import { startMcpFixture } from '../../test/fixtures/mcpServer.js';
+import { startV2Server } from '../../test/fixtures/v2Server.js';
 
 void (async () => {
   const mcp = await startMcpFixture();
+  const modern = await startV2Server('stateless', { listTtlMs: 300_000 });
   process.on('message', (m) => {
     if (m === 'counters') process.send!({ counters: { list: mcp.counters.list, initialize: mcp.counters.initialize, calls: mcp.counters.calls } });
   });
-  process.send!({ url: mcp.url });
+  process.send!({ url: mcp.url, modernUrl: modern.url });
 })();

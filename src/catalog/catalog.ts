@@ -109,6 +109,8 @@ export interface CatalogOptions {
   max?: number;
   /** Bytes of tool definitions (as JSON) the cache holds at most, over every entry. */
   maxBytes?: number;
+  /** The broker-wide scrubber (every credential value it knows), applied to status texts. */
+  scrub?: (text: string) => string;
 }
 
 /**
@@ -123,6 +125,7 @@ export class Catalog {
   // Keyed by server, and inline servers are caller-chosen: bounded like the listings.
   private readonly status = new LRUCache<string, Status>({ max: 10_000 });
   private readonly notified = new LRUCache<string, true>({ max: 10_000 });
+  private readonly scrubText: (text: string) => string;
 
   constructor(
     private readonly upstreams: Upstreams,
@@ -131,7 +134,8 @@ export class Catalog {
     private readonly onPinWriteFailed: (label: string, err: Error) => void = () => undefined,
     o: CatalogOptions | number = {},
   ) {
-    const opts = typeof o === 'number' ? { max: o } : o;
+    const opts: CatalogOptions = typeof o === 'number' ? { max: o } : o;
+    this.scrubText = opts.scrub ?? ((t) => t);
     this.cache = new LRUCache<string, Listing>({
       max: opts.max ?? 10_000,
       maxSize: opts.maxBytes ?? 128 * 1024 * 1024,
@@ -218,7 +222,8 @@ export class Catalog {
     try {
       raw = await this.upstreams.listTools(server, signal);
     } catch (err) {
-      st.last_error = statusText(err, server.secrets);
+      const text = this.scrubText(statusText(err, server.secrets));
+      st.last_error = text.length > MAX_REASON_CHARS ? `${text.slice(0, MAX_REASON_CHARS - 1)}…` : text;
       throw err;
     }
     st.unsupported.clear();

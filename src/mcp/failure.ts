@@ -1,7 +1,7 @@
 import { ProtocolError, SdkError, SdkErrorCode, SdkHttpError, SseError } from '@modelcontextprotocol/client';
 import { STATUS_CODES } from 'node:http';
 import { findEgressDenied } from './egress.js';
-import { RESPONSE_TOO_LARGE } from './fetch.js';
+import { ProbeNotAnswered, RESPONSE_TOO_LARGE } from './fetch.js';
 import { ListingTooLargeError } from './session.js';
 
 /** What went wrong talking to an MCP server, in the terms items and 424s are built from. */
@@ -84,7 +84,14 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
         return { kind: 'http', status: 502, code: 'connection_error', message: 'The connection to the MCP server was closed.' };
       case SdkErrorCode.ClientHttpUnexpectedContent:
         return { kind: 'http', status: 502, code: 'http_error', message: 'The MCP server answered with an unexpected content type.' };
+      case SdkErrorCode.UnsupportedResultType:
+      case SdkErrorCode.InputRequiredRoundsExceeded:
+      case SdkErrorCode.CapabilityNotSupported:
+        // 2026-07-28 in-band input requests (sampling, elicitation): the broker offers none.
+        return { kind: 'protocol', code: -32603, message: 'The MCP server asked the client for input (such as sampling or elicitation) that the broker does not offer.' };
       case SdkErrorCode.EraNegotiationFailed: {
+        const unanswered = causes(err).find((e): e is ProbeNotAnswered => e instanceof ProbeNotAnswered);
+        if (unanswered) return { kind: 'http', status: unanswered.status, code: 'http_error', message: statusText(unanswered.status) };
         const net = causes(err).find((e) => e !== err && (isNetworkTypeError(e) || findEgressDenied(e)));
         if (net) return classifyUpstreamError(net);
         return { kind: 'http', status: 502, code: 'http_error', message: clipReason(stripQueries(err.message)) };
@@ -112,9 +119,16 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
  * refusal, a JSON-RPC error, the egress guard or a request fetch could not build do not.
  */
 export function isServerFault(err: unknown, callerAborted = false): boolean {
-  if (callerAborted || err instanceof BrokerCapacityError || err instanceof ListingTooLargeError) return false;
+  if (callerAborted || err instanceof BrokerCapacityError || err instanceof ListingTooLargeError || err instanceof ProtocolError) return false;
   const f = classifyUpstreamError(err);
   if (f.kind === 'protocol' || f.code === 'egress_denied') return false;
   if (f.code === 'timeout' || f.code === 'connection_error') return true;
-  return f.status >= 500;
+  // An HTTP answer of the server's: 5xx counts, 4xx (the caller's credentials, a refusal) does not.
+  if (err instanceof SdkHttpError || err instanceof SseError) return f.status >= 500;
+  // Answers the broker could not use at all: malformed JSON, HTML, an unexpected content type.
+  if (err instanceof SyntaxError) return true;
+  if (err instanceof SdkError && err.code === SdkErrorCode.EraNegotiationFailed) return f.status >= 500;
+  if (err instanceof SdkError) return err.code === SdkErrorCode.ClientHttpUnexpectedContent;
+  // Anything else (a request fetch would not build, an SDK-side check) is not the server failing.
+  return false;
 }

@@ -1,6 +1,15 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { setMaxListeners } from 'node:events';
 import { fetch as undiciFetch, type Agent } from 'undici';
 import type { FetchLike } from '@modelcontextprotocol/client';
+
+/**
+ * The abort signal of the broker request (one tools/list page or tools/call) being sent.
+ * The SDK aborts the HTTP request itself only in the 2026-07-28 era; in the legacy era it
+ * sends notifications/cancelled and leaves the POST open. Every upstream fetch made inside
+ * `requestScope.run(signal, …)` is aborted with that signal (timeout, caller disconnect, done).
+ */
+export const requestScope = new AsyncLocalStorage<AbortSignal>();
 
 /** JSON-RPC error code the broker synthesizes when an upstream response passes the size cap. */
 export const RESPONSE_TOO_LARGE = -32097;
@@ -14,6 +23,19 @@ function requestIdOf(body: unknown): string | number | undefined {
     return undefined;
   }
 }
+
+/**
+ * An answer to the 2026-07-28 negotiation probe that says nothing about the server's era
+ * (rate limited, timed out, too early): failing the probe keeps the SDK from reading it as
+ * the revision's fallback signal (security.md 35: no downgrade on an unrelated error).
+ */
+export class ProbeNotAnswered extends Error {
+  constructor(readonly status: number) {
+    super(`the MCP server answered the protocol negotiation with HTTP ${status}`);
+  }
+}
+const UNRELATED_TO_ERA = new Set([408, 425, 429]);
+const isProbe = (body: unknown) => typeof body === 'string' && body.length < 100_000 && body.includes('"server/discover"');
 
 /** subscriptions/listen (2026-07-28) is a POST whose stream stays open by design. */
 function isListen(body: unknown): boolean {
@@ -124,9 +146,15 @@ async function readCapped(body: ReadableStream<Uint8Array>, max: number): Promis
  */
 export function createUpstreamFetch(agent: Agent, maxBytes: number): FetchLike {
   return async (url, init) => {
+    const scoped = requestScope.getStore();
+    const signal = scoped && init?.signal ? AbortSignal.any([init.signal, scoped]) : (scoped ?? init?.signal ?? undefined);
     // Not 0: Node 20's getMaxListeners() throws for a limit of 0, and undici 7 calls it.
-    if (init?.signal) setMaxListeners(1_000_000, init.signal);
-    const res = (await undiciFetch(url as string, { ...(init as object), dispatcher: agent })) as unknown as Response;
+    if (signal) setMaxListeners(1_000_000, signal);
+    const res = (await undiciFetch(url as string, { ...(init as object), signal, dispatcher: agent })) as unknown as Response;
+    if (UNRELATED_TO_ERA.has(res.status) && init?.method === 'POST' && isProbe(init.body)) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new ProbeNotAnswered(res.status);
+    }
     if (!res.body) return res;
     // Only an overflowing answer needs the request's JSON-RPC id: parse the body then, not per call.
     const idOf = () => requestIdOf(init?.body);

@@ -1,4 +1,5 @@
 import { Client, SdkError, SdkErrorCode, SdkHttpError, SseError, type CallToolResult, type Tool, type Transport, type VersionNegotiationOptions } from '@modelcontextprotocol/client';
+import { requestScope } from './fetch.js';
 import { createTransport, type TransportKind, type TransportTarget } from './transport.js';
 
 export type { TransportKind } from './transport.js';
@@ -145,7 +146,7 @@ export class UpstreamSession {
     const live = await this.connect(o);
     const carried = live.transport.sessionId !== undefined || live.kind === 'sse';
     try {
-      return await fn(live);
+      return await this.scoped(o, () => fn(live));
     } catch (err) {
       if (o.signal?.aborted) throw err;
       const refused = isSessionRefusal(err, carried);
@@ -155,7 +156,25 @@ export class UpstreamSession {
       if (lost) await this.reset(live);
       const again = refused || isNeverSent(err) || (idempotent && lost);
       if (!again) throw err;
-      return fn(await this.connect(o));
+      const next = await this.connect(o);
+      return this.scoped(o, () => fn(next));
+    }
+  }
+
+  /**
+   * Runs one request with its own abort signal: every HTTP request it makes is aborted when
+   * it ends (answered, timed out, or the caller went away), so no socket outlives it.
+   */
+  private async scoped<T>(o: RequestOpts, fn: () => Promise<T>): Promise<T> {
+    const ac = new AbortController();
+    const onAbort = () => ac.abort(o.signal?.reason);
+    if (o.signal?.aborted) onAbort();
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await requestScope.run(ac.signal, fn);
+    } finally {
+      o.signal?.removeEventListener('abort', onAbort);
+      ac.abort();
     }
   }
 
@@ -220,8 +239,13 @@ export class UpstreamSession {
         listChanged: { tools: { autoRefresh: false, debounceMs: 0, onChanged: () => this.opts.onToolsChanged() } },
       },
     );
-    client.onerror = (e) => this.opts.onError?.(e);
     const live: Live = { client, transport, kind, era: 'legacy' };
+    client.onerror = (e) => {
+      this.opts.onError?.(e);
+      // Legacy SSE: the event stream broke (server restart). Its automatic reconnection would
+      // bind a new, uninitialized session to this client: drop it, set up a new one next time.
+      if (kind === 'sse' && e instanceof SseError && this.live === live) void this.reset(live);
+    };
     // A transport that closes (an SSE stream ending) leaves no session: reconnect next time.
     client.onclose = () => {
       if (this.live === live) void this.reset(live);
@@ -238,6 +262,13 @@ export class UpstreamSession {
       throw new Error('session closed');
     }
     this.live = live;
+    // 2026-07-28: change notifications ride subscriptions/listen. If the server ends it (a
+    // restart), notifications may have been missed: forget the listing, listen anew next time.
+    void client.autoOpenedSubscription?.closed.then((how) => {
+      if (how === 'local' || this.live !== live) return;
+      void this.reset(live);
+      this.opts.onToolsChanged();
+    });
     this.transportInUse = kind;
     this.protocolInUse = client.getNegotiatedProtocolVersion() ?? (live.era === 'modern' ? MODERN_REVISION : undefined);
     const t = this.target;

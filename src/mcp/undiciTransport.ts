@@ -10,7 +10,7 @@ import {
   type Transport,
   type TransportSendOptions,
 } from '@modelcontextprotocol/client';
-import { RESPONSE_TOO_LARGE } from './fetch.js';
+import { ProbeNotAnswered, RESPONSE_TOO_LARGE, requestScope } from './fetch.js';
 import { SseParser, type SseEvent } from './sseParser.js';
 
 export { RESPONSE_TOO_LARGE };
@@ -67,6 +67,8 @@ const NAME_SOURCE: Record<string, string> = {
   'tasks/cancel': 'taskId',
 };
 const REDIRECT = new Set([301, 302, 303, 307, 308]);
+/** Answers to the negotiation probe that say nothing of the server's era (security.md 35). */
+const UNRELATED_TO_ERA = new Set([408, 425, 429]);
 const MAX_REDIRECTS = 5;
 /** After the answer, how long a still-open SSE answer may take to end by itself before it is closed. */
 const LINGER_MS = 50;
@@ -237,9 +239,13 @@ export class UndiciTransport implements Transport {
     }
     const ac = new AbortController();
     const reqSignal = options?.requestSignal;
-    if (reqSignal?.aborted) return;
+    // The session layer's scope for one broker request (one page or call): it ends every HTTP
+    // request made for it — answered, timed out or abandoned — in either era.
+    const scoped = requestScope.getStore();
+    if (reqSignal?.aborted || scoped?.aborted) return;
     const onAbort = () => ac.abort();
     reqSignal?.addEventListener('abort', onAbort, { once: true });
+    scoped?.addEventListener('abort', onAbort, { once: true });
     this.inflight.add(ac);
     if (id !== undefined) this.byId.set(id, ac);
     const intentional = () => ac.signal.aborted;
@@ -251,6 +257,7 @@ export class UndiciTransport implements Transport {
       throw err;
     } finally {
       reqSignal?.removeEventListener('abort', onAbort);
+      scoped?.removeEventListener('abort', onAbort);
       this.inflight.delete(ac);
       if (id !== undefined && this.byId.get(id) === ac) this.byId.delete(id);
     }
@@ -267,6 +274,10 @@ export class UndiciTransport implements Transport {
     const res = await this.request('POST', h, JSON.stringify(m), ac.signal);
     const status = res.statusCode;
     if (handshake && status >= 200 && status < 300) this._sessionId = header(res.headers, 'mcp-session-id') || undefined;
+    if (UNRELATED_TO_ERA.has(status) && m.method === 'server/discover') {
+      await drain(res.body);
+      throw new ProbeNotAnswered(status);
+    }
     if (status < 200 || status >= 300) {
       const text = await errorText(res.body);
       // A 2026-07-28 request's refusal may carry the JSON-RPC error for it: deliver that.

@@ -1,0 +1,183 @@
+import { ADMIN, record, startBroker, type TestBroker } from './fixtures/broker.js';
+import { startHostileServer, type HostileServer } from './fixtures/hostileServer.js';
+import { startMcpFixture } from './fixtures/mcpServer.js';
+import { startV2Server, type V2Fixture, type V2Mode } from './fixtures/v2Server.js';
+
+jest.setTimeout(30_000);
+
+const tool = { type: 'mcp', server_label: 'up' };
+const list = (b: TestBroker) => b.call('POST', '/v1/mcp/list_tools', { body: { tool } });
+const call = (b: TestBroker, name: string, args: Record<string, unknown> = {}) => b.call('POST', '/v1/mcp/call', { body: { tool, name, arguments: args } });
+const status = async (b: TestBroker) => (await b.call('GET', '/admin/servers/up', { token: ADMIN })).body.status;
+
+async function until(check: () => Promise<boolean>, ms = 5000): Promise<void> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) if (await check()) return;
+  throw new Error('condition not met in time');
+}
+
+describe.each(['modern', 'stateless', 'dual'] as V2Mode[])('an SDK v2 server (%s)', (mode) => {
+  let v2: V2Fixture;
+  let b: TestBroker;
+  afterEach(async () => {
+    await b?.close();
+    await v2?.close();
+  });
+
+  it('protocol auto speaks 2026-07-28: server/discover, no initialize; list and call work', async () => {
+    v2 = await startV2Server(mode, { listTtlMs: 60_000 });
+    b = await startBroker({ servers: [record('up', v2.url)] });
+    const l = await list(b);
+    expect(l.status).toBe(200);
+    expect(l.body.tools.map((t: { name: string }) => t.name)).toEqual(['echo']);
+    expect((await call(b, 'echo', { text: 'hi' })).body).toMatchObject({ status: 'completed', output: 'echo: hi' });
+    expect(v2.methods).toContain('server/discover');
+    expect(v2.methods).not.toContain('initialize');
+    expect(await status(b)).toMatchObject({ protocol_in_use: '2026-07-28', transport_in_use: 'streamable_http', last_error: null });
+  });
+
+  it('protocol 2025-11-25: legacy where the server serves it, the server’s reason where it does not', async () => {
+    v2 = await startV2Server(mode);
+    b = await startBroker({ servers: [record('up', v2.url, { protocol: '2025-11-25' })] });
+    const l = await list(b);
+    expect(v2.methods).not.toContain('server/discover');
+    if (mode === 'modern') {
+      expect(l.status).toBe(424);
+      expect(l.body.error.message).toMatch(/Unsupported protocol version/);
+      const c = await call(b, 'echo', { text: 'x' });
+      expect(c.status).toBe(424);
+      expect((await status(b)).last_error).toMatch(/Unsupported protocol version/);
+      return;
+    }
+    expect(l.status).toBe(200);
+    expect((await call(b, 'echo', { text: 'old' })).body.output).toBe('echo: old');
+    expect(v2.methods).toContain('initialize');
+    expect((await status(b)).protocol_in_use).toBe('2025-11-25');
+  });
+});
+
+// A stateless 2025 endpoint has no stream to notify on; the others do, in both eras.
+describe.each([
+  ['modern', 'auto'],
+  ['dual', 'auto'],
+  ['dual', '2025-11-25'],
+] as const)('tools/list_changed from an SDK v2 server (%s, protocol %s)', (mode, protocol) => {
+  let v2: V2Fixture;
+  let b: TestBroker;
+  afterEach(async () => {
+    await b?.close();
+    await v2?.close();
+  });
+  it('reaches the broker (modern era: over subscriptions/listen) and the next listing has the new tool', async () => {
+    v2 = await startV2Server(mode, { listTtlMs: 60_000 });
+    b = await startBroker({ servers: [record('up', v2.url, { protocol })] });
+    expect((await list(b)).headers.get('x-mcp-cache')).toBe('miss');
+    expect((await list(b)).headers.get('x-mcp-cache')).toBe('hit');
+    if (protocol === 'auto') await until(async () => v2.methods.includes('subscriptions/listen'));
+    else await new Promise((r) => setTimeout(r, 200)); // the legacy session's GET stream opens after initialize
+    v2.addTool('added');
+    await until(async () => (await list(b)).body.tools.some((t: { name: string }) => t.name === 'added'));
+  });
+});
+
+describe('eras and negotiation', () => {
+  let b: TestBroker | undefined;
+  let hs: HostileServer;
+  beforeAll(async () => {
+    hs = await startHostileServer();
+  });
+  afterAll(async () => hs.close());
+  afterEach(async () => {
+    await b?.close();
+    b = undefined;
+  });
+
+  it("ttlMs shortens the listing's TTL: 0 caches nothing, a long one is a hit", async () => {
+    const v0 = await startV2Server('modern', { listTtlMs: 0 });
+    const v1 = await startV2Server('modern', { listTtlMs: 120_000 });
+    try {
+      b = await startBroker({ servers: [record('up', v0.url), record('long', v1.url, { tool_cache_ttl_s: 600 })] });
+      await list(b);
+      expect((await list(b)).headers.get('x-mcp-cache')).toBe('miss');
+      const long = { type: 'mcp', server_label: 'long' };
+      await b.call('POST', '/v1/mcp/list_tools', { body: { tool: long } });
+      expect((await b.call('POST', '/v1/mcp/list_tools', { body: { tool: long } })).headers.get('x-mcp-cache')).toBe('hit');
+    } finally {
+      await v0.close();
+      await v1.close();
+    }
+  });
+
+  it('a v1 (2025-era) server under protocol auto falls back on its negotiation answer and is remembered', async () => {
+    const v1 = await startMcpFixture();
+    try {
+      b = await startBroker({ servers: [record('up', v1.url)] });
+      expect((await list(b)).status).toBe(200);
+      expect((await call(b, 'echo', { text: 'v1' })).body.status).toBe('completed');
+      expect(await status(b)).toMatchObject({ protocol_in_use: '2025-11-25', last_error: null });
+      expect(v1.counters.initialize).toBe(1);
+    } finally {
+      await v1.close();
+    }
+  });
+
+  it('a server that refuses both eras: its reason reaches the caller', async () => {
+    b = await startBroker({ servers: [record('up', hs.url('refuse'))], env: { BROKER_EGRESS_ALLOW_HTTP: 'true', BROKER_EGRESS_ALLOW_CIDRS: '127.0.0.1/32' } });
+    const l = await list(b);
+    expect(l.status).toBe(424);
+    expect(l.body.error.message).toMatch(/Unsupported protocol version: this server speaks only 1999-01-01/);
+    const inline = await b.call('POST', '/v1/mcp/call', {
+      body: { tool: { type: 'mcp', server_label: 'in', server_url: hs.url('refuse'), require_approval: 'never' }, name: 't', arguments: {} },
+    });
+    expect(JSON.stringify(inline.body)).toMatch(/Unsupported protocol version/);
+  });
+
+  it('never downgrades on a network failure: a dropped server/discover sends no initialize (security.md 35)', async () => {
+    b = await startBroker({ servers: [record('up', hs.url('reset_discover'))] });
+    const l = await list(b);
+    expect(l.status).toBe(424);
+    expect(l.body.error.code).toBe('connection_error');
+    expect(hs.seen.reset_discover).toContain('server/discover');
+    expect(hs.seen.reset_discover).not.toContain('initialize');
+    expect((await status(b)).protocol_in_use).toBeNull();
+  });
+
+  it('a tools/list_changed during a listing marks it stale; the listing still answers its callers', async () => {
+    b = await startBroker({ servers: [record('up', hs.url('notify_list'))] });
+    const [one, two] = await Promise.all([list(b), list(b)]);
+    expect(one.status).toBe(200);
+    expect(two.status).toBe(200);
+    expect(one.body.tools.map((t: { name: string }) => t.name)).toEqual(['t']);
+    expect(hs.seen.notify_list!.filter((m) => m === 'tools/list')).toHaveLength(1); // one shared listing
+    const three = await list(b);
+    expect(three.headers.get('x-mcp-cache')).toBe('miss'); // the stale result was not kept
+    expect((await call(b, 't')).body.status).toBe('completed');
+  });
+
+  it('never downgrades on an unrelated error: a 429 to server/discover sends no initialize', async () => {
+    b = await startBroker({ servers: [record('up', hs.url('rate_probe'))] });
+    const l = await list(b);
+    expect(l.status).toBe(424);
+    expect(l.body.error.message).toMatch(/429/);
+    expect(hs.seen.rate_probe).toEqual(['server/discover']);
+  });
+
+  it('set-up is bounded by the record’s call_timeout_ms', async () => {
+    b = await startBroker({ servers: [record('up', hs.url('hang_setup'), { call_timeout_ms: 300 })] });
+    const started = Date.now();
+    const l = await list(b);
+    expect(l.status).toBe(424);
+    expect(l.body.error.code).toBe('timeout');
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('a tool that needs task-based execution is withheld, named in status, and refused without sending', async () => {
+    b = await startBroker({ servers: [record('up', hs.url('tasks'))] });
+    const l = await list(b);
+    expect(l.body.tools.map((t: { name: string }) => t.name)).toEqual(['t']);
+    expect((await status(b)).unsupported_tools).toEqual([{ name: 'research', reason: expect.stringMatching(/task-based execution/) }]);
+    const c = await call(b, 'research');
+    expect(c.body).toMatchObject({ status: 'failed', error: { type: 'mcp_protocol_error', code: -32602 } });
+    expect(hs.seen.tasks).not.toContain('tools/call');
+    expect((await call(b, 't')).body.status).toBe('completed');
+  });
+});
