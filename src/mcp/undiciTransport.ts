@@ -354,6 +354,9 @@ export class UndiciTransport implements Transport {
         return false;
       });
       const onAbort = () => {
+        // Once answered, the end of the request's scope is no reason to cut the connection:
+        // let the stream end by itself (the socket stays reusable) within the linger time.
+        if (answered) return;
         body.destroy();
         finish();
       };
