@@ -240,8 +240,9 @@ export class UndiciTransport implements Transport {
     const ac = new AbortController();
     const reqSignal = options?.requestSignal;
     // The session layer's scope for one broker request (one page or call): it ends every HTTP
-    // request made for it — answered, timed out or abandoned — in either era.
-    const scoped = requestScope.getStore();
+    // request made for it — answered, timed out or abandoned — in either era. Notifications
+    // (notifications/cancelled above all) are short and must still reach the server.
+    const scoped = id !== undefined ? requestScope.getStore() : undefined;
     if (reqSignal?.aborted || scoped?.aborted) return;
     const onAbort = () => ac.abort();
     reqSignal?.addEventListener('abort', onAbort, { once: true });
