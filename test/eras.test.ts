@@ -79,6 +79,32 @@ describe.each([
   });
 });
 
+describe('the record field protocol', () => {
+  let b: TestBroker | undefined;
+  afterEach(async () => b?.close());
+
+  it('is validated, shown in the view, and a PUT drops what was remembered', async () => {
+    const v2 = await startV2Server('dual', { listTtlMs: 60_000 });
+    try {
+      b = await startBroker();
+      const bad = await b.call('POST', '/admin/servers', { token: ADMIN, body: { ...record('up', v2.url), protocol: '2024-01-01' } });
+      expect(bad.status).toBe(400);
+      expect(bad.body.error.param).toBe('protocol');
+      const created = await b.call('POST', '/admin/servers', { token: ADMIN, body: record('up', v2.url) });
+      expect(created.status).toBe(201);
+      expect((await list(b)).status).toBe(200);
+      expect(await status(b)).toMatchObject({ protocol_in_use: '2026-07-28' });
+      const put = await b.call('PUT', '/admin/servers/up', { token: ADMIN, body: { ...record('up', v2.url), protocol: '2025-11-25' } });
+      expect(put.body.protocol).toBe('2025-11-25');
+      expect((await list(b)).status).toBe(200);
+      expect(await status(b)).toMatchObject({ protocol_in_use: '2025-11-25' });
+      expect(v2.methods).toContain('initialize');
+    } finally {
+      await v2.close();
+    }
+  });
+});
+
 describe('eras and negotiation', () => {
   let b: TestBroker | undefined;
   let hs: HostileServer;

@@ -97,6 +97,25 @@ describe('a hostile MCP server', () => {
     await until(() => hs.hangClosed === before + 1);
   });
 
+  it('a caller who leaves a shared listing does not fail the callers who joined it', async () => {
+    b = await startBroker({ servers: [record('slow', hs.url('slow_list'))] });
+    const ac = new AbortController();
+    const first = fetch(`${b.url}/v1/mcp/list_tools`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer sk-test-key-a-0123456789' },
+      body: JSON.stringify({ tool: { type: 'mcp', server_label: 'slow' } }),
+      signal: ac.signal,
+    }).catch(() => 'aborted');
+    await until(() => (hs.seen.slow_list ?? []).includes('tools/list'));
+    const second = list('slow');
+    await new Promise((r) => setTimeout(r, 300)); // the second caller joins the listing in flight
+    ac.abort();
+    expect(await first).toBe('aborted');
+    const r = await second;
+    expect(r.status).toBe(200);
+    expect(r.body.tools.map((t: { name: string }) => t.name)).toEqual(['t']);
+  });
+
   it("callers' bad credentials never open the breaker, for them or anyone else; the breaker is per server URL", async () => {
     b = await startBroker({
       servers: [record('auth', hs.url('auth')), record('good', hs.url('good')), record('broken', hs.url('broken'))],

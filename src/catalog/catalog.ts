@@ -95,6 +95,8 @@ interface InFlight {
   promise: Promise<Listing>;
   /** A list_changed, PUT or refresh arrived meanwhile: answer the callers, keep nothing. */
   stale: boolean;
+  /** The signal of the caller who started it (the upstream listing is aborted with it). */
+  signal?: AbortSignal;
 }
 
 interface Status {
@@ -150,9 +152,16 @@ export class Catalog {
       const hit = this.cache.get(key);
       if (hit) return { listing: hit, cache: 'hit' };
       const joined = this.inflight.get(key);
-      if (joined) return { listing: await joined.promise, cache: 'miss' };
+      if (joined) {
+        try {
+          return { listing: await joined.promise, cache: 'miss' };
+        } catch (err) {
+          // The caller who started it went away (its abort ended the listing): not our failure.
+          if (!joined.signal?.aborted || o.signal?.aborted) throw err;
+        }
+      }
     }
-    const entry: InFlight = { stale: false, promise: undefined as unknown as Promise<Listing> };
+    const entry: InFlight = { stale: false, signal: o.signal, promise: undefined as unknown as Promise<Listing> };
     const previous = this.inflight.get(key);
     if (previous) previous.stale = true;
     entry.promise = this.load({ server, signal: o.signal }).then(

@@ -146,8 +146,9 @@ async function readCapped(body: ReadableStream<Uint8Array>, max: number): Promis
  */
 export function createUpstreamFetch(agent: Agent, maxBytes: number): FetchLike {
   return async (url, init) => {
-    const scoped = requestScope.getStore();
-    const signal = scoped && init?.signal ? AbortSignal.any([init.signal, scoped]) : (scoped ?? init?.signal ?? undefined);
+    // Inside a request scope its signal alone will do: the scope ends (and aborts) when the
+    // request settles, which a closing transport also makes happen.
+    const signal = requestScope.getStore() ?? init?.signal ?? undefined;
     // Not 0: Node 20's getMaxListeners() throws for a limit of 0, and undici 7 calls it.
     if (signal) setMaxListeners(1_000_000, signal);
     const res = (await undiciFetch(url as string, { ...(init as object), signal, dispatcher: agent })) as unknown as Response;

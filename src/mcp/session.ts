@@ -196,14 +196,13 @@ export class UpstreamSession {
     try {
       return await this.openWith(first, remembered?.transport === first ? remembered.era : undefined, timeoutMs);
     } catch (err) {
-      // What worked before failed: forget it; a remembered era gets one fresh negotiation.
       if (memo) this.opts.memo.delete(url);
-      if (remembered && !isConnectionLost(err) && !isNeverSent(err) && !(err instanceof SdkError && err.code === SdkErrorCode.RequestTimeout)) {
-        try {
-          return await this.openWith(first, undefined, timeoutMs);
-        } catch (e) {
-          err = e;
-        }
+      if (remembered) {
+        // What worked before failed: forget it. Unless the server is unreachable (which says
+        // nothing of its era or transport), negotiate once more from scratch (no memo now).
+        const unreachable = isConnectionLost(err) || isNeverSent(err) || (err instanceof SdkError && err.code === SdkErrorCode.RequestTimeout);
+        if (unreachable || this.closed) throw err;
+        return this.open(timeoutMs);
       }
       // auto: a server that refuses Streamable HTTP's POST with a 4xx may be legacy SSE.
       const status = httpStatusOf(err);
