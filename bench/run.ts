@@ -4,6 +4,7 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { setMaxListeners } from 'node:events';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,6 +83,7 @@ async function main() {
   try {
     await benchCall(base, mcp.info.url);
     await benchCallModern(base, mcp.info.modernUrl);
+    await benchTransports(config, model.info.url, mcp.info.url);
     await benchList(base, mcp.info.url);
     await benchApprovals(base);
     await benchResponses(base, mcp.proc, broker.pid!);
@@ -181,6 +183,100 @@ async function benchCall(base: string, url: string) {
   row('POST /v1/mcp/call (p50 / p99)', `${ms(b.p50)} / ${ms(b.p99)}`, '');
   row('broker ÷ direct call, p50', (b.p50 / d.p50).toFixed(2), '≤ 1.15');
   row('broker ÷ direct call, p99', (b.p99 / d.p99).toFixed(2), '≤ 1.3');
+}
+
+/** The broker process's CPU so far (prom-client's process_cpu_* counters read process.cpuUsage()), in ms. */
+async function brokerCpuMs(base: string): Promise<number> {
+  const text = await (await request(`${base}/metrics`, { dispatcher: gateway })).body.text();
+  let s = 0;
+  for (const line of text.split('\n')) if (/^process_cpu_(user|system)_seconds_total /.test(line)) s += Number(line.split(' ').pop());
+  return s * 1000;
+}
+
+/**
+ * The MCP transport A/B (BROKER_MCP_TRANSPORT=sdk vs undici), in one run: a direct warm v2 SDK
+ * session, and one broker per transport, calls interleaved in blocks (latency per call, broker
+ * CPU per call from its process.cpuUsage), then c=32 throughput rounds interleaved the same way.
+ */
+async function benchTransports(config: string, modelUrl: string, url: string) {
+  const brokers = {
+    sdk: await startBroker(config, modelUrl, { BROKER_MCP_TRANSPORT: 'sdk' }),
+    undici: await startBroker(config, modelUrl, { BROKER_MCP_TRANSPORT: 'undici' }),
+  };
+  const direct = new Client({ name: 'bench', version: '1' }, { versionNegotiation: { mode: 'legacy' } });
+  const directT = new StreamableHTTPClientTransport(new URL(url), {
+    fetch: (u, init) => {
+      if (init?.signal) setMaxListeners(1_000_000, init.signal);
+      return fetch(u, init);
+    },
+  });
+  await direct.connect(directT);
+  const args = { name: 'echo', arguments: { text: 'bench' } };
+  const body = { tool: { type: 'mcp', server_label: 'fx' }, name: 'echo', arguments: { text: 'bench' } };
+  const viaBroker = (base: string) => async () => {
+    const r = await post(base, '/v1/mcp/call', body);
+    const item = await r.json();
+    if (item.status !== 'completed') throw new Error(`bench call failed: ${JSON.stringify(item).slice(0, 300)}`);
+  };
+  const variants: Array<{ name: string; call: () => Promise<unknown>; base?: string }> = [
+    { name: 'direct', call: () => direct.callTool(args) },
+    { name: 'sdk', call: viaBroker(brokers.sdk.base), base: brokers.sdk.base },
+    { name: 'undici', call: viaBroker(brokers.undici.base), base: brokers.undici.base },
+  ];
+  const lat: Record<string, number[]> = { direct: [], sdk: [], undici: [] };
+  const cpu: Record<string, number> = { direct: 0, sdk: 0, undici: 0 };
+  const blocks = 48;
+  const per = 50;
+  for (let b = 0; b < blocks + 4; b++) {
+    const order = [...variants.slice(b % 3), ...variants.slice(0, b % 3)];
+    for (const v of order) {
+      const c0 = v.base ? await brokerCpuMs(v.base) : 0;
+      for (let i = 0; i < per; i++) {
+        const t = performance.now();
+        await v.call();
+        if (b >= 4) lat[v.name]!.push(performance.now() - t);
+      }
+      if (v.base && b >= 4) cpu[v.name]! += (await brokerCpuMs(v.base)) - c0;
+    }
+  }
+  const n = blocks * per;
+  const d = summarize(lat.direct!);
+  row('tools/call direct, v2 SDK client, warm session (p50 / p99)', `${ms(d.p50)} / ${ms(d.p99)}`, '');
+  for (const t of ['sdk', 'undici'] as const) {
+    const s = summarize(lat[t]!);
+    row(`POST /v1/mcp/call, BROKER_MCP_TRANSPORT=${t} (p50 / p99)`, `${ms(s.p50)} / ${ms(s.p99)}`, '');
+    row(`broker ÷ direct call p50, ${t} transport`, (s.p50 / d.p50).toFixed(2), '≤ 1.15 (aim ≤ 1.0)');
+    row(`broker CPU per call, ${t} transport`, ms(cpu[t]! / n), '');
+  }
+  row('broker CPU per call, undici ÷ sdk transport', (cpu.undici! / cpu.sdk!).toFixed(2), '');
+
+  // c=32 throughput: each variant runs the same number of calls 32 at a time; rounds interleaved.
+  const total = 3200;
+  const rates: Record<string, number[]> = { direct: [], sdk: [], undici: [] };
+  for (let round = 0; round < 4; round++) {
+    const order = [...variants.slice(round % 3), ...variants.slice(0, round % 3)];
+    for (const v of order) {
+      let left = total;
+      const t = performance.now();
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          while (left-- > 0) await v.call();
+        }),
+      );
+      if (round > 0) rates[v.name]!.push(total / ((performance.now() - t) / 1000));
+    }
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const rd = med(rates.direct!);
+  row('c=32 calls/s, direct v2 SDK session', Math.round(rd).toLocaleString('en-US'), '');
+  for (const t of ['sdk', 'undici'] as const) {
+    const r = med(rates[t]!);
+    row(`c=32 calls/s through the broker, ${t} transport (÷ direct)`, `${Math.round(r).toLocaleString('en-US')} (${(r / rd).toFixed(2)})`, '≥ 1.0 (aim ≥ 1.3)');
+  }
+  await directT.terminateSession().catch(() => undefined);
+  await direct.close();
+  brokers.sdk.proc.kill('SIGKILL');
+  brokers.undici.proc.kill('SIGKILL');
 }
 
 async function benchList(base: string, url: string) {

@@ -110,6 +110,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
       return r?.oauth ? oauth.authProviderFor(r, t.egress) : undefined;
     },
     maxUpstreamBytes: env.BROKER_MAX_UPSTREAM_BYTES,
+    mcpTransport: env.BROKER_MCP_TRANSPORT,
     listing: { maxBytes: env.BROKER_MAX_LISTING_BYTES, maxTools: 10_000, maxPages: 100 },
     // Once per upstream failure; never a URL path, query, header value or argument.
     onFailure: (e) =>

@@ -34,6 +34,8 @@ export const EnvSchema = z.object({
   BROKER_EGRESS_ALLOW_HTTP: bool(false),
   BROKER_MAX_BODY_BYTES: int(10485760, 1024),
   BROKER_MAX_UPSTREAM_BYTES: int(4194304, 1024),
+  /** The MCP client transport: the broker's own on undici, or the SDK's (for comparison). */
+  BROKER_MCP_TRANSPORT: z.enum(['undici', 'sdk']).default('undici'),
   BROKER_MAX_PENDING_APPROVALS: int(1000, 1),
   /** Bytes of approval requests (arguments included) one API key may hold, any status, until dropped. */
   BROKER_MAX_APPROVAL_BYTES: int(16 * 1024 * 1024, 4096),

@@ -1,4 +1,6 @@
 import { SSEClientTransport, StreamableHTTPClientTransport, type AuthProvider, type FetchLike, type OAuthClientProvider, type Transport } from '@modelcontextprotocol/client';
+import type { Dispatcher } from 'undici';
+import { UndiciTransport } from './undiciTransport.js';
 
 export type TransportKind = 'streamable_http' | 'sse';
 
@@ -10,6 +12,13 @@ export interface TransportTarget {
   fetch: FetchLike;
   /** Upstream OAuth (supplied by the OAuth layer); absent for static headers. */
   authProvider?: AuthProvider | OAuthClientProvider;
+  /**
+   * BROKER_MCP_TRANSPORT: `undici` speaks Streamable HTTP with the broker's own transport
+   * on `dispatcher` (the egress-guarded Agent) under `maxBytes`; `sdk` uses the SDK's.
+   */
+  impl?: 'undici' | 'sdk';
+  dispatcher?: Dispatcher;
+  maxBytes?: number;
 }
 
 /**
@@ -18,6 +27,17 @@ export interface TransportTarget {
  */
 export function createTransport(kind: TransportKind, t: TransportTarget): Transport & { sessionId?: string; terminateSession?: () => Promise<void> } {
   const requestInit = { headers: t.headers };
+  // Upstream OAuth stays on the SDK transport (its auth provider drives the 401/403 flows).
+  if (kind === 'streamable_http' && t.impl === 'undici' && t.dispatcher && !t.authProvider) {
+    return new UndiciTransport(t.url, {
+      dispatcher: t.dispatcher,
+      headers: t.headers,
+      maxBytes: t.maxBytes ?? 4 << 20,
+      redirects: 'same-origin',
+      maxReconnects: 2,
+      reconnectDelayMs: 500,
+    });
+  }
   if (kind === 'streamable_http') {
     return new StreamableHTTPClientTransport(t.url, {
       requestInit,

@@ -37,6 +37,8 @@ export interface FailureEvent {
 
 export interface UpstreamsOptions {
   maxUpstreamBytes: number;
+  /** BROKER_MCP_TRANSPORT (default `undici`). */
+  mcpTransport?: 'undici' | 'sdk';
   listing: ListingBounds;
   onFailure?: (e: FailureEvent) => void;
   /** Upstream OAuth for a target (a registered record with `oauth`), from the OAuth layer. */
@@ -74,6 +76,9 @@ export class Upstreams {
         protocol: t.protocol ?? 'auto',
         fetch: this.fetchFor(t.egress),
         authProvider,
+        impl: this.o.mcpTransport ?? 'undici',
+        dispatcher: this.agents.get(t.egress),
+        maxBytes: this.o.maxUpstreamBytes,
       };
     });
   }

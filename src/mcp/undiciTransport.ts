@@ -1,0 +1,509 @@
+import { STATUS_CODES } from 'node:http';
+import type { Dispatcher } from 'undici';
+import {
+  PROTOCOL_VERSION_META_KEY,
+  SdkError,
+  SdkErrorCode,
+  SdkHttpError,
+  type JSONRPCMessage,
+  type MessageExtraInfo,
+  type Transport,
+  type TransportSendOptions,
+} from '@modelcontextprotocol/client';
+import { ProbeNotAnswered, RESPONSE_TOO_LARGE, requestScope } from './fetch.js';
+import { SseParser, type SseEvent } from './sseParser.js';
+
+export { RESPONSE_TOO_LARGE };
+
+export interface UndiciTransportOptions {
+  /** Every request goes through it (the product passes its egress-guarded Agent). */
+  dispatcher: Dispatcher;
+  /** Sent on every request; the transport's own headers (session, protocol, content type) win. */
+  headers?: Record<string, string>;
+  /** Bound on one answer (JSON body, or the SSE stream before the answer) and on any one SSE event. */
+  maxBytes: number;
+  /** Redirects: followed within the origin (at most 5, method kept only for 307/308), or never. */
+  redirects?: 'same-origin' | 'none';
+  /** Legacy era: reconnects of the standalone GET stream after it drops (default 2). */
+  maxReconnects?: number;
+  /** First reconnect delay, doubled each time (default 500 ms). */
+  reconnectDelayMs?: number;
+  sessionId?: string;
+  protocolVersion?: string;
+}
+
+/**
+ * A request failed before an answer: like fetch's `TypeError: fetch failed`, the network
+ * error is the `cause`. `neverSent` is true only when the request cannot have reached the
+ * server (the connection was refused or never made), so even a `tools/call` may be sent again.
+ */
+export class UpstreamConnectionError extends TypeError {
+  readonly neverSent: boolean;
+  constructor(message: string, cause: unknown, neverSent: boolean) {
+    super(message, { cause });
+    this.neverSent = neverSent;
+  }
+}
+
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EGRESS_DENIED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/** Did this error happen before any byte of the request could reach the server? */
+export function isConnectFailure(err: unknown): boolean {
+  for (let e = err, i = 0; e && i < 8; e = (e as { cause?: unknown }).cause, i++) {
+    if (e instanceof UpstreamConnectionError) return e.neverSent;
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && NEVER_SENT.has(code)) return true;
+  }
+  return false;
+}
+
+const RESERVED = new Set(['authorization', 'dpop', 'content-type', 'mcp-protocol-version', 'mcp-method', 'mcp-name', 'mcp-session-id']);
+const NAME_SOURCE: Record<string, string> = {
+  'tools/call': 'name',
+  'prompts/get': 'name',
+  'resources/read': 'uri',
+  'tasks/get': 'taskId',
+  'tasks/update': 'taskId',
+  'tasks/cancel': 'taskId',
+};
+const REDIRECT = new Set([301, 302, 303, 307, 308]);
+/** Answers to the negotiation probe that say nothing of the server's era (security.md 35). */
+const UNRELATED_TO_ERA = new Set([408, 425, 429]);
+const MAX_REDIRECTS = 5;
+/** After the answer, how long a still-open SSE answer may take to end by itself before it is closed. */
+const LINGER_MS = 50;
+
+type Msg = { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: { [k: string]: unknown; _meta?: Record<string, unknown> }; result?: unknown; error?: unknown };
+type Id = string | number;
+
+const isRequest = (m: Msg): boolean => typeof m.method === 'string' && (typeof m.id === 'string' || typeof m.id === 'number');
+const isAnswerTo = (m: Msg, id: Id): boolean => m.id === id && (m.result !== undefined || m.error !== undefined) && m.method === undefined;
+const isMessage = (m: unknown): m is Msg => typeof m === 'object' && m !== null && !Array.isArray(m) && (m as Msg).jsonrpc === '2.0';
+
+function mediaType(h: string | string[] | undefined): string {
+  const v = Array.isArray(h) ? h[0] : h;
+  if (!v) return '';
+  const semi = v.indexOf(';');
+  return (semi === -1 ? v : v.slice(0, semi)).trim().toLowerCase();
+}
+
+const header = (h: Record<string, string | string[] | undefined>, name: string): string | undefined => {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+/** SEP-2243 header value encoding: plain visible ASCII as is, anything else as `=?base64?…?=`. */
+function encodeHeaderValue(s: string): string {
+  let plain = s.length > 0 && s === s.trim() && !(s.startsWith('=?base64?') && s.endsWith('?='));
+  for (let i = 0; plain && i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (!(c === 9 || (c >= 32 && c <= 126))) plain = false;
+  }
+  return plain ? s : `=?base64?${Buffer.from(s, 'utf8').toString('base64')}?=`;
+}
+
+const tooLarge = (id: Id, max: number) => ({ jsonrpc: '2.0', id, error: { code: RESPONSE_TOO_LARGE, message: `upstream response exceeded ${max} bytes` } }) as JSONRPCMessage;
+
+type Body = Dispatcher.ResponseData['body'];
+
+/** Reads a whole body under `max` bytes; undefined when it is bigger (the body is then destroyed). */
+function readCapped(body: Body, max: number, declared: number): Promise<Buffer | undefined> {
+  if (declared > max) {
+    body.destroy();
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    body.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > max) {
+        body.destroy();
+        resolve(undefined);
+      } else parts.push(c);
+    });
+    body.once('end', () => resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size)));
+    body.once('error', reject);
+  });
+}
+
+/** Drains a body whose content does not matter (keeps the connection reusable). */
+function drain(body: Body): Promise<void> {
+  return body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+}
+
+/** Reads a short error body as text (at most 64 KiB). */
+async function errorText(body: Body): Promise<string> {
+  const b = await readCapped(body, 64 * 1024, 0).catch(() => undefined);
+  return b ? b.toString('utf8') : '';
+}
+
+/**
+ * A client transport for the SDK v2 `Client` over undici's `Dispatcher.request`: Streamable
+ * HTTP as the SDK's StreamableHTTPClientTransport speaks it (one POST per message, JSON or
+ * SSE answers, `Mcp-Session-Id`, `MCP-Protocol-Version` and the 2026-07-28 body-derived
+ * headers, the standalone GET stream, DELETE on close), without WHATWG streams: answers are
+ * parsed incrementally under a byte cap, and a request is complete on its JSON-RPC answer.
+ */
+export class UndiciTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: <T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void;
+  readonly hasPerRequestStream = true;
+
+  private readonly origin: string;
+  private readonly path: string;
+  private readonly baseHeaders: Record<string, string> = {};
+  private readonly accept: string;
+  private _sessionId: string | undefined;
+  private _protocolVersion: string | undefined;
+  private started = false;
+  private closed = false;
+  /** Every request in flight, aborted on close. */
+  private readonly inflight = new Set<AbortController>();
+  /** Legacy era: a request's POST by JSON-RPC id, aborted when the Client cancels it. */
+  private readonly byId = new Map<Id, AbortController>();
+  private standalone: AbortController | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly url: URL,
+    private readonly opts: UndiciTransportOptions,
+  ) {
+    this.origin = url.origin;
+    this.path = url.pathname + url.search;
+    let accept = '';
+    for (const [k, v] of Object.entries(opts.headers ?? {})) {
+      const name = k.toLowerCase();
+      if (name === 'accept') accept = v;
+      else if (name !== 'content-type' && name !== 'mcp-session-id' && name !== 'mcp-protocol-version' && name !== 'mcp-method' && name !== 'mcp-name') this.baseHeaders[name] = v;
+    }
+    const types = new Set([...accept.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean), 'application/json', 'text/event-stream']);
+    this.accept = [...types].join(', ');
+    this._sessionId = opts.sessionId;
+    this._protocolVersion = opts.protocolVersion;
+  }
+
+  get sessionId(): string | undefined {
+    return this._sessionId;
+  }
+
+  get protocolVersion(): string | undefined {
+    return this._protocolVersion;
+  }
+
+  setProtocolVersion(version: string): void {
+    this._protocolVersion = version;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) throw new Error('UndiciTransport already started');
+    this.started = true;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    this.standalone?.abort();
+    for (const ac of this.inflight) ac.abort();
+    this.inflight.clear();
+    this.byId.clear();
+    this.onclose?.();
+  }
+
+  /** DELETE the upstream session (a 405 means the server keeps no sessions to end). */
+  async terminateSession(): Promise<void> {
+    const sid = this._sessionId;
+    if (!sid) return;
+    const res = await this.request('DELETE', this.headers(undefined), undefined, undefined);
+    await drain(res.body);
+    if (res.statusCode >= 300 && res.statusCode !== 405) {
+      const err = new SdkHttpError(SdkErrorCode.ClientHttpFailedToTerminateSession, `Failed to terminate session: ${statusText(res.statusCode)}`, { status: res.statusCode, statusText: statusText(res.statusCode) });
+      this.onerror?.(err);
+      throw err;
+    }
+    if (this._sessionId === sid) this._sessionId = undefined;
+  }
+
+  async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    if (this.closed) throw new SdkError(SdkErrorCode.NotConnected, 'Not connected');
+    if (Array.isArray(message)) throw new SdkError(SdkErrorCode.SendFailed, 'JSON-RPC batches are not supported');
+    const m = message as Msg;
+    const request = isRequest(m);
+    const id = request ? (m.id as Id) : undefined;
+    if (m.method === 'notifications/cancelled') {
+      // Legacy era: the Client cancels by notification; the POST carrying that request ends too.
+      const target = this.byId.get(m.params?.requestId as Id);
+      target?.abort();
+    }
+    const ac = new AbortController();
+    const reqSignal = options?.requestSignal;
+    // The session layer's scope for one broker request (one page or call): it ends every HTTP
+    // request made for it — answered, timed out or abandoned — in either era. Notifications
+    // (notifications/cancelled above all) are short and must still reach the server.
+    const scoped = id !== undefined ? requestScope.getStore() : undefined;
+    if (reqSignal?.aborted || scoped?.aborted) return;
+    const onAbort = () => ac.abort();
+    reqSignal?.addEventListener('abort', onAbort, { once: true });
+    scoped?.addEventListener('abort', onAbort, { once: true });
+    this.inflight.add(ac);
+    if (id !== undefined) this.byId.set(id, ac);
+    const intentional = () => ac.signal.aborted;
+    try {
+      await this.exchange(m, id, options, ac);
+    } catch (err) {
+      if (intentional()) return;
+      this.onerror?.(err as Error);
+      throw err;
+    } finally {
+      reqSignal?.removeEventListener('abort', onAbort);
+      scoped?.removeEventListener('abort', onAbort);
+      this.inflight.delete(ac);
+      if (id !== undefined && this.byId.get(id) === ac) this.byId.delete(id);
+    }
+  }
+
+  private async exchange(m: Msg, id: Id | undefined, options: TransportSendOptions | undefined, ac: AbortController): Promise<void> {
+    const handshake = m.method === 'initialize';
+    const h = this.headers(m, handshake);
+    if (options?.headers) {
+      for (const [k, v] of Object.entries(options.headers)) if (!RESERVED.has(k.toLowerCase())) h[k.toLowerCase()] = v;
+    }
+    h['content-type'] = 'application/json';
+    h.accept = this.accept;
+    const res = await this.request('POST', h, JSON.stringify(m), ac.signal);
+    const status = res.statusCode;
+    if (handshake && status >= 200 && status < 300) this._sessionId = header(res.headers, 'mcp-session-id') || undefined;
+    if (UNRELATED_TO_ERA.has(status) && m.method === 'server/discover') {
+      await drain(res.body);
+      throw new ProbeNotAnswered(status);
+    }
+    if (status < 200 || status >= 300) {
+      const text = await errorText(res.body);
+      // A 2026-07-28 request's refusal may carry the JSON-RPC error for it: deliver that.
+      if (status === 400 && id !== undefined && typeof m.params?._meta?.[PROTOCOL_VERSION_META_KEY] === 'string') {
+        try {
+          const parsed = JSON.parse(text) as unknown;
+          if (isMessage(parsed) && parsed.id === id && parsed.error !== undefined) {
+            this.onmessage?.(parsed as JSONRPCMessage);
+            return;
+          }
+        } catch {
+          // not JSON: the HTTP error below
+        }
+      }
+      const reason = this.redirectNote(status, res.headers) ?? text;
+      throw new SdkHttpError(SdkErrorCode.ClientHttpNotImplemented, `Error POSTing to endpoint: ${reason}`, { status, statusText: statusText(status), text });
+    }
+    if (status === 202 || id === undefined) {
+      await drain(res.body);
+      if (m.method === 'notifications/initialized') this.openStandalone(0);
+      return;
+    }
+    const type = mediaType(res.headers['content-type']);
+    if (type === 'text/event-stream') {
+      await this.readAnswerStream(res.body, id, m.method === 'subscriptions/listen', options, ac);
+      return;
+    }
+    if (type === 'application/json') {
+      const bytes = await readCapped(res.body, this.opts.maxBytes, Number(header(res.headers, 'content-length') ?? 0));
+      if (!bytes) {
+        this.onmessage?.(tooLarge(id, this.opts.maxBytes));
+        return;
+      }
+      const data = JSON.parse(bytes.toString('utf8')) as unknown;
+      for (const msg of Array.isArray(data) ? data : [data]) {
+        if (!isMessage(msg)) throw new SyntaxError('The MCP server answered with something other than a JSON-RPC message');
+        this.onmessage?.(msg as JSONRPCMessage);
+      }
+      return;
+    }
+    await drain(res.body);
+    const contentType = header(res.headers, 'content-type');
+    throw new SdkError(SdkErrorCode.ClientHttpUnexpectedContent, `Unexpected content type: ${contentType}`, { contentType });
+  }
+
+  /**
+   * A POST's SSE answer: events are delivered as they come; the request is complete on its
+   * answer and the stream is then closed if the server does not end it. Bounded by `maxBytes`
+   * in total before the answer (each event only, for a `subscriptions/listen` stream).
+   */
+  private readAnswerStream(body: Body, id: Id, listen: boolean, options: TransportSendOptions | undefined, ac: AbortController): Promise<void> {
+    const max = this.opts.maxBytes;
+    return new Promise<void>((resolve, reject) => {
+      let answered = false;
+      let total = 0;
+      let settled = false;
+      let linger: NodeJS.Timeout | undefined;
+      const finish = (err?: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(linger);
+        ac.signal.removeEventListener('abort', onAbort);
+        if (!ac.signal.aborted) options?.onRequestStreamEnd?.();
+        if (err && !answered) reject(err);
+        else resolve();
+      };
+      const parser = new SseParser(max, (e) => {
+        const msg = this.eventMessage(e);
+        if (!msg) return true;
+        const answer = isAnswerTo(msg, id);
+        this.onmessage?.(msg as JSONRPCMessage);
+        if (!answer) return true;
+        answered = true;
+        return false;
+      });
+      const onAbort = () => {
+        // Once answered, the end of the request's scope is no reason to cut the connection:
+        // let the stream end by itself (the socket stays reusable) within the linger time.
+        if (answered) return;
+        body.destroy();
+        finish();
+      };
+      ac.signal.addEventListener('abort', onAbort, { once: true });
+      body.on('data', (c: Buffer) => {
+        if (answered) return;
+        if (!listen) total += c.length;
+        const r = total > max ? 'too_large' : parser.push(c);
+        if (r === 'more') return;
+        if (r === 'too_large') {
+          answered = true;
+          body.destroy();
+          this.onmessage?.(tooLarge(id, max));
+          return finish();
+        }
+        // Answered: the call is complete; give the server a moment to end the stream itself.
+        linger = setTimeout(() => {
+          body.destroy();
+          finish();
+        }, LINGER_MS);
+        linger.unref();
+      });
+      body.once('end', () => finish(answered ? undefined : new UpstreamConnectionError('terminated: the MCP server ended the stream before answering', undefined, false)));
+      body.once('error', (err: Error) => finish(answered ? undefined : new UpstreamConnectionError('terminated', err, false)));
+      body.once('close', () => finish());
+    });
+  }
+
+  private eventMessage(e: SseEvent): Msg | undefined {
+    if (!e.data || (e.event !== '' && e.event !== 'message')) return undefined;
+    try {
+      const msg = JSON.parse(e.data) as unknown;
+      if (isMessage(msg)) return msg;
+      this.onerror?.(new SyntaxError('SSE event is not a JSON-RPC message'));
+    } catch (err) {
+      this.onerror?.(err as Error);
+    }
+    return undefined;
+  }
+
+  /** Legacy era: the standalone GET stream for server notifications; a 405 means there is none. */
+  private openStandalone(attempt: number): void {
+    if (this.closed || this.standalone) return;
+    const ac = new AbortController();
+    this.standalone = ac;
+    const sid = this._sessionId;
+    const h = this.headers(undefined);
+    h.accept = 'text/event-stream';
+    const retry = (err?: Error) => {
+      if (this.standalone === ac) this.standalone = undefined;
+      // Not after close, nor once the session it belonged to has ended (DELETE, new session).
+      if (this.closed || ac.signal.aborted || this._sessionId !== sid) return;
+      if (err) this.onerror?.(err);
+      const max = this.opts.maxReconnects ?? 2;
+      if (attempt >= max) return;
+      const delay = (this.opts.reconnectDelayMs ?? 500) * 2 ** attempt;
+      this.reconnectTimer = setTimeout(() => this.openStandalone(attempt + 1), delay);
+      this.reconnectTimer.unref();
+    };
+    this.request('GET', h, undefined, ac.signal).then(
+      async (res) => {
+        if (res.statusCode === 405) {
+          await drain(res.body);
+          if (this.standalone === ac) this.standalone = undefined;
+          return;
+        }
+        if (res.statusCode < 200 || res.statusCode >= 300 || mediaType(res.headers['content-type']) !== 'text/event-stream') {
+          await drain(res.body);
+          const s = res.statusCode;
+          return retry(new SdkHttpError(SdkErrorCode.ClientHttpFailedToOpenStream, `Failed to open SSE stream: ${statusText(s)}`, { status: s, statusText: statusText(s) }));
+        }
+        attempt = 0; // a stream that opened resets the backoff
+        const parser = new SseParser(this.opts.maxBytes, (e) => {
+          const msg = this.eventMessage(e);
+          if (msg) this.onmessage?.(msg as JSONRPCMessage);
+        });
+        res.body.on('data', (c: Buffer) => {
+          if (parser.push(c) === 'too_large') {
+            res.body.destroy();
+            retry(new Error(`upstream event exceeded ${this.opts.maxBytes} bytes`));
+          }
+        });
+        res.body.once('end', () => retry());
+        res.body.once('error', (err: Error) => retry(new Error(`SSE stream disconnected: ${err.message}`)));
+      },
+      (err: Error) => retry(err),
+    );
+  }
+
+  private headers(m: Msg | undefined, handshake = false): Record<string, string> {
+    const h: Record<string, string> = { ...this.baseHeaders };
+    if (this._sessionId && !handshake) h['mcp-session-id'] = this._sessionId;
+    if (this._protocolVersion) h['mcp-protocol-version'] = this._protocolVersion;
+    const claimed = m?.params?._meta?.[PROTOCOL_VERSION_META_KEY];
+    if (m && typeof claimed === 'string' && isRequest(m)) {
+      h['mcp-protocol-version'] = claimed;
+      h['mcp-method'] = m.method as string;
+      const field = NAME_SOURCE[m.method as string];
+      const value = field ? m.params?.[field] : undefined;
+      if (typeof value === 'string') h['mcp-name'] = encodeHeaderValue(value);
+    }
+    return h;
+  }
+
+  /** One HTTP request, redirects handled as configured; network failures as UpstreamConnectionError. */
+  private async request(method: string, headers: Record<string, string>, body: string | undefined, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
+    let origin = this.origin;
+    let path = this.path;
+    for (let followed = 0; ; followed++) {
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await this.opts.dispatcher.request({ origin, path, method: method as Dispatcher.HttpMethod, headers, body, signal, headersTimeout: 0, bodyTimeout: 0 });
+      } catch (err) {
+        if (signal?.aborted || (err as Error).name === 'AbortError') throw err;
+        // Like fetch's TypeError for a request it cannot build: nothing was sent (no value quoted).
+        if ((err as { code?: unknown }).code === 'UND_ERR_INVALID_ARG') throw new TypeError('The request could not be built: a header value is invalid');
+        throw new UpstreamConnectionError('fetch failed', err, isConnectFailure(err));
+      }
+      if (this.opts.redirects === 'none' || !REDIRECT.has(res.statusCode) || followed === MAX_REDIRECTS) return res;
+      const target = this.redirectTarget(res.headers, origin + path);
+      const keepsMethod = method === 'GET' || res.statusCode === 307 || res.statusCode === 308;
+      if (!target || !keepsMethod || target.origin !== this.origin || target.username || target.password) return res;
+      await drain(res.body);
+      origin = target.origin;
+      path = target.pathname + target.search;
+    }
+  }
+
+  private redirectTarget(h: Record<string, string | string[] | undefined>, from: string): URL | undefined {
+    const location = header(h, 'location');
+    if (!location) return undefined;
+    try {
+      return new URL(location, from);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Error text for a redirect that was not followed (no userinfo, query or fragment). */
+  private redirectNote(status: number, h: Record<string, string | string[] | undefined>): string | undefined {
+    if (!REDIRECT.has(status)) return undefined;
+    const t = this.redirectTarget(h, this.url.href);
+    if (!t) return undefined;
+    t.username = t.password = t.search = t.hash = '';
+    return `Redirect to ${t.href} not followed; use that URL as the endpoint if it is the intended server (redirectPolicy: 'same-origin')`;
+  }
+}
+
+const statusText = (s: number) => STATUS_CODES[s] ?? 'Unknown';

@@ -1,0 +1,380 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { Agent } from 'undici';
+import { Client, ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from '@modelcontextprotocol/client';
+import { RESPONSE_TOO_LARGE, UndiciTransport, UpstreamConnectionError, isConnectFailure } from '../src/mcp/undiciTransport.js';
+import { SseParser, type SseEvent } from '../src/mcp/sseParser.js';
+import { startTransportV2Server as startV2Server, type TransportV2Fixture as V2Fixture } from './fixtures/transportV2Server.js';
+import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
+import { startFaultServer, type Fault, type FaultServer } from './fixtures/faultServer.js';
+import { freePort } from './fixtures/child.js';
+
+const agent = new Agent({ keepAliveTimeout: 10_000 });
+const MAX = 64 * 1024;
+const open: Array<() => Promise<unknown>> = [];
+
+afterAll(async () => {
+  for (const f of open.reverse()) await f().catch(() => undefined);
+  await agent.close();
+});
+
+type Mode = 'auto' | 'legacy';
+async function connect(url: string, mode: Mode = 'auto', o: { onChanged?: () => void; headers?: Record<string, string>; timeout?: number } = {}) {
+  const transport = new UndiciTransport(new URL(url), { dispatcher: agent, maxBytes: MAX, headers: o.headers, reconnectDelayMs: 50 });
+  const client = new Client(
+    { name: 'transport-test', version: '1' },
+    { versionNegotiation: { mode }, ...(o.onChanged ? { listChanged: { tools: { autoRefresh: false, debounceMs: 0, onChanged: () => o.onChanged!() } } } : {}) },
+  );
+  await client.connect(transport, { timeout: o.timeout ?? 5000 });
+  open.push(() => client.close());
+  return { client, transport };
+}
+
+const json = (res: ServerResponse, payload: unknown) => {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(payload));
+};
+
+/** A hand-written JSON-RPC-over-HTTP server for exact misbehaviour: GET is 405, notifications 202. */
+async function tinyServer(onRequest: (req: IncomingMessage, res: ServerResponse, body: { id?: unknown; method?: string }) => Promise<void>): Promise<string> {
+  const server: Server = createServer(async (req, res) => {
+    if (req.method !== 'POST') return void res.writeHead(405).end();
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = JSON.parse(Buffer.concat(chunks).toString());
+    if (body.id === undefined) return void res.writeHead(202).end();
+    await onRequest(req, res, body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  open.push(() => new Promise((r) => (server.closeAllConnections(), server.close(r))));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`;
+}
+
+const text = (r: unknown) => ((r as { content: Array<{ text?: string }> }).content[0]?.text ?? '');
+const until = async (cond: () => boolean, ms = 5000) => {
+  for (const end = Date.now() + ms; !cond() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 20));
+  return cond();
+};
+
+describe('v2 SDK server', () => {
+  let dual: V2Fixture;
+  let dualSse: V2Fixture;
+  let modern: V2Fixture;
+  beforeAll(async () => {
+    dual = await startV2Server({ mode: 'dual' });
+    dualSse = await startV2Server({ mode: 'dual', responseMode: 'sse' });
+    modern = await startV2Server({ mode: 'modern' });
+    open.push(() => dual.close(), () => dualSse.close(), () => modern.close());
+  });
+
+  it.each([
+    ['JSON answers', () => dual],
+    ['SSE answers', () => dualSse],
+  ])('2026-07-28, %s: discover, list and call with no session', async (_n, fx) => {
+    const { client, transport } = await connect(fx().url, 'auto');
+    expect(transport.protocolVersion).toBe('2026-07-28');
+    expect(transport.sessionId).toBeUndefined();
+    const tools = await client.listTools();
+    expect(tools.tools.map((t) => t.name).sort()).toEqual(['big', 'echo', 'progress', 'slow']);
+    expect(text(await client.callTool({ name: 'echo', arguments: { text: 'hé ✓' } }))).toBe('echo: hé ✓');
+    // Many calls in flight on one transport all complete.
+    const many = await Promise.all(Array.from({ length: 40 }, (_, i) => client.callTool({ name: 'echo', arguments: { text: `n${i}` } })));
+    expect(many.map(text)).toEqual(Array.from({ length: 40 }, (_, i) => `echo: n${i}`));
+  });
+
+  it('2025-11-25 against the dual server: stateless initialize, a 405 GET is no error', async () => {
+    const errors: Error[] = [];
+    const { client, transport } = await connect(dualSse.url, 'legacy');
+    transport.onerror = (e) => errors.push(e);
+    expect(transport.protocolVersion).toBe('2025-11-25');
+    expect(text(await client.callTool({ name: 'progress', arguments: {} }))).toBe('done');
+    expect(await until(() => (dualSse.http.GET ?? 0) > 0)).toBe(true);
+    expect(errors).toEqual([]);
+  });
+
+  it('a modern-only server refuses 2025-11-25 with its reason; auto negotiation reaches it', async () => {
+    const err = await connect(modern.url, 'legacy').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SdkHttpError);
+    expect((err as SdkHttpError).status).toBe(400);
+    expect(String((err as SdkHttpError).data.text)).toMatch(/nsupported protocol version/);
+    const { client } = await connect(modern.url, 'auto');
+    expect(text(await client.callTool({ name: 'echo', arguments: { text: 'm' } }))).toBe('echo: m');
+  });
+
+  it('change notifications over subscriptions/listen (2026-07-28)', async () => {
+    let changed = 0;
+    const { client } = await connect(dualSse.url, 'auto', { onChanged: () => changed++ });
+    expect(client.autoOpenedSubscription).toBeDefined();
+    dualSse.toolsChanged();
+    expect(await until(() => changed > 0)).toBe(true);
+    // The open listen stream does not block calls on the same transport.
+    expect(text(await client.callTool({ name: 'echo', arguments: { text: 'after' } }))).toBe('echo: after');
+  });
+
+  it.each([
+    ['JSON', () => dual],
+    ['SSE', () => dualSse],
+  ])('an answer over the cap (%s) is a JSON-RPC error for that call; the transport stays usable', async (_n, fx) => {
+    const { client } = await connect(fx().url, 'auto');
+    const err = await client.callTool({ name: 'big', arguments: { n: MAX * 2 } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProtocolError);
+    expect((err as ProtocolError).code).toBe(RESPONSE_TOO_LARGE);
+    expect(text(await client.callTool({ name: 'big', arguments: { n: 1000 } }))).toHaveLength(1000);
+  });
+
+  it.each([
+    ['2026-07-28 closes the per-request stream', 'auto'],
+    ['2025-11-25 sends notifications/cancelled and closes the POST', 'legacy'],
+  ] as const)('an aborted call ends its request (%s)', async (_n, mode) => {
+    const { client } = await connect(dualSse.url, mode);
+    const before = dualSse.aborted;
+    const ac = new AbortController();
+    const pending = client.callTool({ name: 'slow', arguments: { ms: 10_000 } }, { signal: ac.signal }).catch((e: unknown) => e);
+    expect(await until(() => dualSse.slowNow > 0)).toBe(true);
+    ac.abort(new Error('caller went away'));
+    expect(await pending).toBeInstanceOf(Error);
+    expect(await until(() => dualSse.aborted === before + 1)).toBe(true);
+    expect(text(await client.callTool({ name: 'echo', arguments: { text: 'y' } }))).toBe('echo: y');
+  });
+});
+
+describe('v1 legacy server with sessions', () => {
+  let fx: McpFixture;
+  beforeAll(async () => {
+    fx = await startMcpFixture();
+    open.push(() => fx.close());
+  });
+
+  it('initialize sets the session; headers are sent; notifications arrive on the GET stream; DELETE ends the session', async () => {
+    let changed = 0;
+    const { client, transport } = await connect(fx.url, 'legacy', { onChanged: () => changed++, headers: { 'X-Token': 'tok', 'Mcp-Session-Id': 'caller-cannot-set' } });
+    const sid = transport.sessionId;
+    expect(sid).toMatch(/.+/);
+    expect(transport.protocolVersion).toBe('2025-11-25');
+    expect(text(await client.callTool({ name: 'echo', arguments: { text: 'v1' } }))).toBe('echo: v1');
+    const last = fx.counters.headers[fx.counters.headers.length - 1]!;
+    expect(last['x-token']).toBe('tok');
+    expect(last['mcp-session-id']).toBe(sid);
+    expect(last['mcp-protocol-version']).toBe('2025-11-25');
+    // Wait until the standalone GET stream is open, then change the tool list.
+    expect(await until(() => fx.counters.headers.some((h) => h['mcp-session-id'] === sid && h.accept === 'text/event-stream'))).toBe(true);
+    fx.addTool('late');
+    expect(await until(() => changed > 0)).toBe(true);
+    const deletes = fx.counters.deletes;
+    await transport.terminateSession();
+    expect(fx.counters.deletes).toBe(deletes + 1);
+    expect(transport.sessionId).toBeUndefined();
+  });
+
+  it('a restarted server refuses the old session with 404 (a session refusal the session layer can see)', async () => {
+    const { client } = await connect(fx.url, 'legacy');
+    await client.callTool({ name: 'echo', arguments: { text: 'before' } });
+    await fx.stop();
+    await fx.start();
+    const call = () => client.callTool({ name: 'echo', arguments: { text: 'after' } }).catch((e: unknown) => e);
+    let err = await call();
+    // A keep-alive socket the server closed may be reused once (the SDK transport meets the
+    // same race): that failure may have reached the server, so it is not a connect failure.
+    if (err instanceof UpstreamConnectionError) {
+      expect(isConnectFailure(err)).toBe(false);
+      err = await call();
+    }
+    expect(err).toBeInstanceOf(SdkHttpError);
+    expect((err as SdkHttpError).status).toBe(404);
+    expect(isConnectFailure(err)).toBe(false);
+  });
+});
+
+describe('@modelcontextprotocol/server-everything over Streamable HTTP', () => {
+  // It listens on every interface: a preload makes listen() default to 127.0.0.1.
+  const dir = mkdtempSync(join(tmpdir(), 'everything-'));
+  const preload = join(dir, 'loopback.cjs');
+  writeFileSync(
+    preload,
+    `const net = require('node:net'); const listen = net.Server.prototype.listen;
+net.Server.prototype.listen = function (...a) {
+  if ((typeof a[0] === 'number' || typeof a[0] === 'string') && typeof a[1] !== 'string') a.splice(1, 0, '127.0.0.1');
+  else if (a[0] && typeof a[0] === 'object' && !a[0].host && !a[0].path) a[0] = { ...a[0], host: '127.0.0.1' };
+  return listen.apply(this, a);
+};`,
+  );
+  let proc: ChildProcess | undefined;
+  let url = '';
+  const start = async (port: number) => {
+    proc = spawn(process.execPath, ['--require', preload, require.resolve('@modelcontextprotocol/server-everything/dist/index.js'), 'streamableHttp'], {
+      env: { ...process.env, PORT: String(port) },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    await new Promise<void>((resolve, reject) => {
+      proc!.stderr!.on('data', (d: Buffer) => /listening on port/.test(String(d)) && resolve());
+      proc!.once('exit', (c) => reject(new Error(`server-everything exited ${c}`)));
+    });
+    url = `http://127.0.0.1:${port}/mcp`;
+  };
+  const stop = async () => {
+    const p = proc;
+    proc = undefined;
+    if (!p || p.exitCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill();
+    await exited;
+  };
+  beforeAll(async () => start(await freePort()), 20_000);
+  afterAll(stop);
+
+  it('lists, echoes and adds over a session; a restart answers the old session with 400', async () => {
+    const { client, transport } = await connect(url, 'auto', { timeout: 10_000 });
+    expect(transport.sessionId).toMatch(/.+/);
+    const tools = (await client.listTools()).tools.map((t) => t.name);
+    expect(tools).toEqual(expect.arrayContaining(['echo', 'get-sum']));
+    expect(text(await client.callTool({ name: 'echo', arguments: { message: 'hi' } }))).toMatch(/hi/);
+    expect(text(await client.callTool({ name: 'get-sum', arguments: { a: 2, b: 3 } }))).toMatch(/5/);
+    const port = Number(new URL(url).port);
+    await stop();
+    await start(port);
+    const call = () => client.callTool({ name: 'echo', arguments: { message: 'again' } }).catch((e: unknown) => e);
+    let err = await call();
+    if (err instanceof UpstreamConnectionError) err = await call(); // a closed keep-alive socket reused once
+    expect(err).toBeInstanceOf(SdkHttpError);
+    expect((err as SdkHttpError).status).toBe(400);
+  }, 30_000);
+});
+
+describe('faults', () => {
+  const servers: FaultServer[] = [];
+  afterAll(async () => {
+    for (const s of servers) await s.close();
+  });
+  async function fault(call: Fault) {
+    const s = await startFaultServer({ call, otherOrigin: 'http://127.0.0.2:9' });
+    servers.push(s);
+    const { client } = await connect(s.url, 'legacy');
+    return { s, client };
+  }
+  const callErr = (c: Client, timeout = 5000) => c.callTool({ name: 't', arguments: {} }, { timeout }).catch((e: unknown) => e);
+
+  it('server down: connect fails as a connection never made', async () => {
+    const s = createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    const port = (s.address() as AddressInfo).port;
+    await new Promise((r) => s.close(r));
+    const err = await connect(`http://127.0.0.1:${port}/mcp`, 'legacy').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UpstreamConnectionError);
+    expect(err).toBeInstanceOf(TypeError);
+    expect((err as UpstreamConnectionError).neverSent).toBe(true);
+    expect(isConnectFailure(err)).toBe(true);
+    // auto negotiation reports it as a failed probe, the cause still a connection never made.
+    const probe = await connect(`http://127.0.0.1:${port}/mcp`, 'auto').catch((e: unknown) => e);
+    expect(probe).toBeInstanceOf(SdkError);
+    expect(isConnectFailure(probe)).toBe(true);
+  });
+
+  it('a reset after the request was sent may have reached the server', async () => {
+    const { client } = await fault('reset');
+    const err = await callErr(client);
+    expect(err).toBeInstanceOf(UpstreamConnectionError);
+    expect(isConnectFailure(err)).toBe(false);
+  });
+
+  it('truncated JSON is a SyntaxError; HTML is unexpected content; a 500 is an HTTP error', async () => {
+    expect(await callErr((await fault('truncated_json')).client)).toBeInstanceOf(SyntaxError);
+    const html = await callErr((await fault('html_200')).client);
+    expect(html).toBeInstanceOf(SdkError);
+    expect((html as SdkError).code).toBe(SdkErrorCode.ClientHttpUnexpectedContent);
+    const s500 = await callErr((await fault('status_500')).client);
+    expect(s500).toBeInstanceOf(SdkHttpError);
+    expect((s500 as SdkHttpError).status).toBe(500);
+  });
+
+  it('a 64 MiB answer stops at the cap', async () => {
+    const { s, client } = await fault('huge_result');
+    const err = await callErr(client);
+    expect((err as ProtocolError).code).toBe(RESPONSE_TOO_LARGE);
+    expect(s.hits.call).toBe(1);
+  });
+
+  it('a silent SSE answer and an answer with the wrong id time out', async () => {
+    const { client } = await fault('silent_sse');
+    const err = await callErr(client, 300);
+    expect((err as SdkError).code).toBe(SdkErrorCode.RequestTimeout);
+    const w = await fault('wrong_id');
+    expect(((await callErr(w.client, 300)) as SdkError).code).toBe(SdkErrorCode.RequestTimeout);
+  });
+
+  it('a same-origin redirect is followed (307 keeps the POST); a cross-origin one is not', async () => {
+    const seen: string[] = [];
+    const url = await tinyServer(async (req, res, body) => {
+      seen.push(`${req.method} ${req.url}`);
+      if (req.url === '/mcp') return void res.writeHead(307, { location: '/real?x=1' }).end();
+      if (body.method === 'initialize') return json(res, { jsonrpc: '2.0', id: body.id, result: { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'moved', version: '1' } } });
+      return json(res, { jsonrpc: '2.0', id: body.id, result: { content: [{ type: 'text', text: 'moved fine' }] } });
+    });
+    const { client } = await connect(url, 'legacy');
+    expect(text(await client.callTool({ name: 't', arguments: {} }))).toBe('moved fine');
+    expect(seen.filter((s) => s === 'POST /real?x=1').length).toBeGreaterThanOrEqual(2);
+    const cross = await callErr((await fault('redirect_cross')).client);
+    expect(cross).toBeInstanceOf(SdkHttpError);
+    expect((cross as SdkHttpError).status).toBe(307);
+    expect((cross as Error).message).toMatch(/Redirect to http:\/\/127\.0\.0\.2:9\/mcp not followed/);
+  });
+
+  it('an SSE answer the server keeps open completes the call and is closed by the client', async () => {
+    let closedByClient = 0;
+    const url = await tinyServer(async (_req, res, body) => {
+      if (body.method === 'initialize') return json(res, { jsonrpc: '2.0', id: body.id, result: { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'open', version: '1' } } });
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`: keep-alive\r\n\r\nevent: message\r\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: body.id, result: { content: [{ type: 'text', text: 'kept open' }] } })}\r\n\r\n`);
+      res.on('close', () => closedByClient++); // never ended by the server
+    });
+    const { client } = await connect(url, 'legacy');
+    const results = await Promise.all([1, 2, 3].map(() => client.callTool({ name: 'x', arguments: {} }, { timeout: 3000 })));
+    expect(results.map(text)).toEqual(['kept open', 'kept open', 'kept open']);
+    expect(await until(() => closedByClient === 3)).toBe(true);
+  });
+});
+
+describe('SSE parser', () => {
+  const parse = (chunks: string[], max = 1000) => {
+    const events: SseEvent[] = [];
+    const p = new SseParser(max, (e) => void events.push(e));
+    const results = chunks.map((c) => p.push(Buffer.from(c)));
+    return { events, results };
+  };
+
+  it.each([
+    ['LF', ['data: a\n\n'], [{ event: '', data: 'a', id: undefined }]],
+    ['CRLF split across chunks', ['event: message\r', '\ndata: {"x":1}\r\n', '\r\n'], [{ event: 'message', data: '{"x":1}', id: undefined }]],
+    ['lone CR', ['data: a\rdata: b\r\r'], [{ event: '', data: 'a\nb', id: undefined }]],
+    ['comments, id, unknown fields, no space', [': ping\n\nid: 7\nretry: 10\nfoo: bar\ndata:x\n\n'], [{ event: '', data: 'x', id: '7' }]],
+    ['an unterminated event is not dispatched', ['data: a\n'], []],
+    ['an event without data is not dispatched', ['event: x\n\n'], []],
+  ] as const)('%s', (_n, chunks, expected) => {
+    expect(parse([...chunks]).events).toEqual(expected);
+  });
+
+  it('a multi-byte character split across chunks survives', () => {
+    const bytes = Buffer.from('data: é✓\n\n');
+    const events: SseEvent[] = [];
+    const p = new SseParser(1000, (e) => void events.push(e));
+    for (let i = 0; i < bytes.length; i++) p.push(bytes.subarray(i, i + 1));
+    expect(events.map((e) => e.data)).toEqual(['é✓']);
+  });
+
+  it('an event over the cap stops the parser, even one with no line end yet', () => {
+    expect(parse(['data: ' + 'x'.repeat(2000) + '\n\n']).results).toEqual(['too_large']);
+    expect(parse(['data: ' + 'x'.repeat(600), 'x'.repeat(600)]).results).toEqual(['more', 'too_large']);
+    // Many small events are fine: the cap is per event.
+    expect(parse(Array.from({ length: 50 }, () => 'data: ' + 'x'.repeat(100) + '\n\n')).events).toHaveLength(50);
+  });
+
+  it('a consumer returning false stops it', () => {
+    const events: string[] = [];
+    const p = new SseParser(1000, (e) => (events.push(e.data), false));
+    expect(p.push(Buffer.from('data: 1\n\ndata: 2\n\n'))).toBe('stopped');
+    expect(events).toEqual(['1']);
+  });
+});
