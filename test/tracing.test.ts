@@ -163,6 +163,24 @@ describe('OpenTelemetry traces exported over OTLP/HTTP', () => {
     expect(secretsIn(JSON.stringify(spans))).toEqual([]);
   });
 
+  it('the SDK transport (BROKER_MCP_TRANSPORT=sdk) carries the trace too', async () => {
+    const sdk = await startBroker({ env: { BROKER_MCP_TRANSPORT: 'sdk' }, servers: [record('fx', mcp.url, { transport: 'streamable_http' })] });
+    try {
+      const t = caller();
+      const before = mcp.counters.headers.length;
+      const r = await sdk.call('POST', '/v1/mcp/call', { headers: { traceparent: t.traceparent }, body: { tool: { type: 'mcp', server_label: 'fx' }, name: 'echo', arguments: { text: 'x' } } });
+      expect(r.status).toBe(200);
+      const spans = await spansOf(t.traceId, (s) => s.some((x) => x.kind === SERVER) && s.some((x) => x.name === 'tools/call echo'));
+      const call = spans.find((s) => s.name === 'tools/call echo')!;
+      expect(call.parentSpanId).toBe(spans.find((s) => s.kind === SERVER)!.spanId);
+      const saw = mcp.counters.headers.slice(before).map((h) => traceIdOf(h.traceparent));
+      expect(saw.length).toBeGreaterThan(0);
+      expect(saw.every((id) => id === t.traceId)).toBe(true);
+    } finally {
+      await sdk.close();
+    }
+  });
+
   it('a tool error and an unknown tool are visible as outcomes, not as text', async () => {
     const t = caller();
     const r = await b.call('POST', '/v1/mcp/call', { headers: { traceparent: t.traceparent }, body: { tool: { type: 'mcp', server_label: 'fx' }, name: 'fail', arguments: {} } });
