@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
 import { ADMIN, KEY_A, APPROVER, record, startBroker, type TestBroker } from './fixtures/broker.js';
 import { readServersFile, FileRegistryStore } from '../src/registry/fileStore.js';
+import { startFaultServer } from './fixtures/faultServer.js';
 
 describe('admin API', () => {
   let mcp: McpFixture;
@@ -158,6 +159,35 @@ describe('registry file', () => {
     await Promise.all(Array.from({ length: 30 }, (_, i) => store.create({ ...recordDefaults(`s${i}`) })));
     const disk = await readServersFile(p);
     expect(disk.map((r) => r.server_label).sort()).toEqual(Array.from({ length: 30 }, (_, i) => `s${i}`).sort());
+  });
+});
+
+describe('status.breaker (SPEC §13)', () => {
+  it('reads "closed", then "open" once a failing server opens it, then "closed" after a good probe', async () => {
+    const fs = await startFaultServer({ call: 'status_500' });
+    const b = await startBroker({
+      servers: [record('bad', fs.url, { transport: 'streamable_http' })],
+      tuning: { breakerThreshold: 3, breakerHalfOpenMs: 400 },
+    });
+    try {
+      const tool = { type: 'mcp', server_label: 'bad' };
+      const view = async () => (await b.call('GET', '/admin/servers/bad', { token: ADMIN })).body.status.breaker;
+      expect(await view()).toBe('closed');
+      expect((await b.call('POST', '/v1/mcp/list_tools', { body: { tool } })).status).toBe(200);
+      for (let i = 0; i < 3; i++) {
+        const r = await b.call('POST', '/v1/mcp/call', { body: { tool, name: 't', arguments: {} } });
+        expect(r.body.error).toMatchObject({ type: 'http_error', code: 500 });
+      }
+      expect(await view()).toBe('open');
+      expect((await b.call('POST', '/v1/mcp/call', { body: { tool, name: 't', arguments: {} } })).body.error.code).toBe('circuit_open');
+      fs.call = 'ok';
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await b.call('POST', '/v1/mcp/call', { body: { tool, name: 't', arguments: {} } })).body.status).toBe('completed');
+      expect(await view()).toBe('closed');
+    } finally {
+      await b.close();
+      await fs.close();
+    }
   });
 });
 

@@ -50,7 +50,9 @@ function ServerRow({ row, busy, onTools, onEdit, onRefresh, onConnect, onDelete,
       ${changed.length ? html`<span class="cell-note"><${Badge} tone="warn">${changed.length} changed</${Badge}></span>` : null}
     </td>
     <td data-label="Last error" class=${statusError || status?.last_error ? 'cell-error' : 'none'}>${statusError ?? show(status?.last_error)}</td>
-    <td data-label="Breaker">${breakerText(status?.breaker ?? status?.circuit)}</td>
+    <td data-label="Breaker">${status?.breaker === 'open' || status?.breaker === 'half_open'
+      ? html`<${Badge} tone=${status.breaker === 'open' ? 'bad' : 'warn'}>${status.breaker}</${Badge}>`
+      : breakerText(status?.breaker)}</td>
     <td data-label="OAuth"><${OAuthCell} record=${record} status=${status} /></td>
     <td data-label="Actions" class="actions">
       <button type="button" aria-label=${`Tools ${label}`} onClick=${onTools}>Tools</button>

@@ -9,6 +9,7 @@ import { registeredServerKey } from '../../registry/store.js';
 import { parseInput } from '../validate.js';
 import { UNRESTRICTED } from '../../keys/caller.js';
 import type { OAuthManager } from '../../oauth/manager.js';
+import { serverUrlKey } from '../../mcp/limits.js';
 
 /** SPEC §2 admin API: registry records, their status, and refresh (re-pin). */
 export function adminRoutes(broker: Broker, oauth?: OAuthManager): Router {
@@ -37,8 +38,9 @@ export function adminRoutes(broker: Broker, oauth?: OAuthManager): Router {
     const server = await broker.resolve({ type: 'mcp', server_label: record.server_label }, 'tool', UNRESTRICTED).catch(() => undefined);
     const transport = server ? (upstreams.pool.peek(server.sessionKey)?.transportInUse ?? null) : null;
     const status = catalog.serverStatus(server ?? { serverKey: registeredServerKey(record.server_label), sessionKey: '' }, transport);
+    const breaker = upstreams.limits.breakerState(serverUrlKey(new URL(record.server_url)));
     const oauthStatus = record.oauth && oauth ? { oauth: await oauth.status(record) } : {};
-    res.json({ ...toView(record), status: { ...status, ...oauthStatus } });
+    res.json({ ...toView(record), status: { ...status, breaker, ...oauthStatus } });
   });
 
   r.put('/servers/:label', async (req, res) => {
