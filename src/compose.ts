@@ -99,7 +99,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   });
   const publicUrl = (env.BROKER_PUBLIC_URL ?? `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${env.PORT}`).replace(/\/$/, '');
   // Upstream OAuth (SPEC §12): tokens sealed under BROKER_SECRET_KEY in the registry's store.
-  const oauth = await createOAuth({ env, conn: st.conn, registry, agents, publicUrl, processEnv: o.processEnv, logger, secrets: o.secrets, stateTtlMs: t.oauthStateTtlMs }).catch(async (e) => {
+  const oauth = await createOAuth({ env, conn: st.conn, file: st.file, registry, agents, publicUrl, processEnv: o.processEnv, logger, secrets: o.secrets, stateTtlMs: t.oauthStateTtlMs }).catch(async (e) => {
     await st.close();
     throw e;
   });

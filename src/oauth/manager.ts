@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   auth,
   extractWWWAuthenticateParams,
@@ -80,7 +80,8 @@ const keys = {
   tokens: (label: string) => `srv:${labelKey(label)}:tokens`,
   client: (label: string) => `srv:${labelKey(label)}:client`,
   server: (label: string) => `srv:${labelKey(label)}:`,
-  state: (state: string) => `state:${state}`,
+  // Hashed: the stored key (visible in the file or to SCAN) never reveals a live state.
+  state: (state: string) => `state:${createHash('sha256').update(state).digest('base64url')}`,
 };
 
 function fingerprint(cfg: OAuthConfig, url: string): string {
