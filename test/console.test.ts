@@ -2,6 +2,9 @@ import type { Browser, Locator, Page } from 'playwright-core';
 import { ADMIN, APPROVER, KEY_A, record, startBroker, type TestBroker } from './fixtures/broker.js';
 import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
 import { axeSerious, launchBrowser, openConsole, signIn, type ConsolePage } from './fixtures/browser.js';
+import { randomBytes } from 'node:crypto';
+import { startAuthServer, type AuthServer } from './fixtures/authServer.js';
+import { startOAuthMcpServer, type OAuthMcpServer } from './fixtures/oauthMcpServer.js';
 
 jest.setTimeout(90_000);
 
@@ -486,5 +489,61 @@ describe('console page', () => {
     // The scan does see problems: a button without a name is reported.
     await page.evaluate(() => document.querySelector('main')!.append(document.createElement('button')));
     expect((await axeSerious(page)).map((v) => v.id)).toContain('button-name');
+  });
+});
+
+describe('OAuth "Connect" in the console (authorization_code)', () => {
+  /** The broker's public URL as the authorization server sees it; the browser is routed to the real broker. */
+  const PUBLIC = 'http://127.0.0.1:1';
+  let as: AuthServer;
+  let omcp: OAuthMcpServer;
+  let ob: TestBroker;
+  beforeAll(async () => {
+    as = await startAuthServer();
+    omcp = await startOAuthMcpServer({ issuer: as.issuer });
+    ob = await startBroker({
+      env: { BROKER_SECRET_KEY: randomBytes(32).toString('base64'), BROKER_PUBLIC_URL: PUBLIC },
+      servers: [record('saas', omcp.url, { oauth: { grant: 'authorization_code' } })],
+    });
+  });
+  afterAll(async () => {
+    await ob?.close();
+    await omcp?.close();
+    await as?.close();
+  });
+
+  test('"Connect saas" opens the authorization page, which ends at the callback; the row turns connected', async () => {
+    const c = await openConsole(browser, ob.url);
+    open.push(c);
+    await c.context.route(`${PUBLIC}/**`, async (route) => {
+      const u = new URL(route.request().url());
+      await route.fulfill({ response: await route.fetch({ url: `${ob.url}${u.pathname}${u.search}` }) });
+    });
+    await signIn(c.page, ADMIN);
+    const row = serverRow(c.page, 'saas');
+    await row.getByText('needs_authorization').waitFor();
+    await c.shot('15-oauth-needs-authorization');
+    const authorizations = (await as.stats()).authorizations;
+
+    const opened = c.context.waitForEvent('page');
+    await c.page.getByRole('button', { name: 'Connect saas' }).click();
+    const popup = await opened;
+    await popup.waitForURL((u) => u.href.startsWith(`${PUBLIC}/oauth/callback?`), { timeout: 20_000 });
+    await popup.getByRole('heading', { name: 'Connected' }).waitFor();
+    expect((await popup.locator('body').textContent())!.toLowerCase()).toContain('saas is connected');
+    expect((await as.stats()).authorizations).toBe(authorizations + 1);
+
+    // Back in the console: the table shows the new state without a reload.
+    await row.getByText('connected', { exact: true }).waitFor({ timeout: 15_000 });
+    await c.page.getByText('saas is connected.').waitFor();
+    expect(await row.getByRole('link', { name: /authorization page/ }).count()).toBe(0);
+    await c.shot('16-oauth-connected');
+    const view = await ob.call('GET', '/admin/servers/saas', { token: ADMIN });
+    expect(view.body.status.oauth.state).toBe('connected');
+    const call = await ob.call('POST', '/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'saas' }, name: 'echo', arguments: { text: 'via console' } } });
+    expect(call.status).toBe(200);
+    expect(JSON.stringify(call.body)).toContain('echo: via console');
+    expect(c.errors).toEqual([]);
+    await popup.close();
   });
 });

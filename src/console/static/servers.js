@@ -4,6 +4,9 @@ import { api, enc } from './api.js';
 import { Badge, DASH, fmtShort, fmtTime, html, rowsFor, LiveStatus, Notice, originOf, prettyJson, safeHttpUrl, show, usePoll } from './ui.js';
 
 const REDACTED = '<redacted>';
+/** How often, and how long, the table watches a server being authorized in another page. */
+const CONNECT_POLL_MS = 2000;
+const CONNECT_WATCH_MS = 10 * 60 * 1000;
 
 /** Turns failures into a notice, and a refused token into a sign-out of that role. */
 function useRunner(onUnauthorized, setNotice) {
@@ -71,6 +74,8 @@ export function ServersView({ token, onUnauthorized }) {
   const [form, setForm] = useState(null);
   const [busy, setBusy] = useState({});
   const [connect, setConnect] = useState({});
+  // Labels being authorized in another page → until when to watch for "connected".
+  const [waiting, setWaiting] = useState({});
   const [live, setLive] = useState('');
   const run = useRunner(onUnauthorized, setNotice);
 
@@ -132,8 +137,46 @@ export function ServersView({ token, onUnauthorized }) {
       if (!url) throw new Error('The broker returned no usable authorization URL.');
       setConnect((c) => ({ ...c, [label]: url }));
       window.open(url, '_blank', 'noopener,noreferrer');
-      setNotice({ kind: 'info', text: `Authorize ${label} in the page that opened (or use its link in the table), then come back here.` });
+      setWaiting((w) => ({ ...w, [label]: Date.now() + CONNECT_WATCH_MS }));
+      setNotice({ kind: 'info', text: `Authorize ${label} in the page that opened (or use its link in the table); this table updates when it is connected.` });
     });
+
+  // While an authorization is under way elsewhere, its server's state is checked every few
+  // seconds (bounded) so the table shows "connected" without a reload.
+  useEffect(() => {
+    const labels = Object.keys(waiting);
+    if (!labels.length) return undefined;
+    const stop = (label) =>
+      setWaiting((w) => {
+        const n = { ...w };
+        delete n[label];
+        return n;
+      });
+    const timer = setInterval(async () => {
+      for (const label of labels) {
+        let state;
+        try {
+          state = (await api(token, 'GET', `/admin/servers/${enc(label)}`))?.status?.oauth?.state;
+        } catch (e) {
+          if (e.status === 401) return onUnauthorized();
+          if (e.status === 404) stop(label);
+          continue;
+        }
+        if (state === 'connected') {
+          stop(label);
+          setConnect((c) => {
+            const n = { ...c };
+            delete n[label];
+            return n;
+          });
+          setNotice({ kind: 'info', text: `${label} is connected.` });
+          setLive(`${label} connected`);
+          await load();
+        } else if (Date.now() > waiting[label]) stop(label);
+      }
+    }, CONNECT_POLL_MS);
+    return () => clearInterval(timer);
+  }, [waiting, token]);
 
   const headingRef = useRef(null);
   const closeForm = () => {
