@@ -76,6 +76,42 @@ describe('admin API', () => {
     expect(gone.status).toBe(404);
   });
 
+  it('PUT with "<redacted>" (what a view shows) keeps the stored secret; another origin needs it typed again', async () => {
+    const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+    const rec = record('crm', mcp.url, {
+      headers: { Authorization: 'Bearer ${CRM_TOKEN}', 'X-Tenant': 'tenant-literal-4711' },
+      approval: { mode: 'webhook', webhook_url: 'http://127.0.0.1:9/hook', webhook_secret: secret },
+    });
+    expect((await admin('POST', '/admin/servers', rec)).status).toBe(201);
+    // The console's round trip: GET the view, change one field, PUT it all back.
+    const { status: _s, ...view } = (await admin('GET', '/admin/servers/crm')).body;
+    expect(view.headers).toEqual({ Authorization: '<redacted>', 'X-Tenant': '<redacted>' });
+    const put = await admin('PUT', '/admin/servers/crm', { ...view, server_description: 'edited', headers: { authorization: '<redacted>', 'X-Tenant': '<redacted>', 'X-New': 'plain-value-1234' } });
+    expect(put.status).toBe(200);
+    expect(put.body.server_description).toBe('edited');
+    expect(JSON.stringify(put.body)).not.toMatch(/crm-secret|tenant-literal|whsec_/);
+    const file = readFileSync(b.configPath, 'utf8');
+    expect(file).toContain('Bearer ${CRM_TOKEN}');
+    expect(file).toContain('tenant-literal-4711');
+    expect(file).toContain(secret);
+    expect(file).not.toContain('<redacted>');
+    await b.call('POST', '/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'crm' }, name: 'whoami', arguments: {} } });
+    expect(mcp.counters.headers.at(-1)).toMatchObject({ authorization: 'Bearer crm-secret-value-123', 'x-tenant': 'tenant-literal-4711', 'x-new': 'plain-value-1234' });
+
+    // A value that was never stored, a POST of a copied view, or a kept secret for a new origin: 400 at the field.
+    const unknown = await admin('PUT', '/admin/servers/crm', { ...view, headers: { 'X-Other': '<redacted>' } });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error).toMatchObject({ code: 'invalid_value', param: 'headers.X-Other' });
+    const copied = await admin('POST', '/admin/servers', { ...view, server_label: 'copy' });
+    expect(copied.status).toBe(400);
+    expect(copied.body.error.param).toMatch(/^headers\./);
+    const moved = await admin('PUT', '/admin/servers/crm', { ...view, server_url: mcp.url.replace('127.0.0.1', 'localhost') });
+    expect(moved.status).toBe(400);
+    expect(moved.body.error).toMatchObject({ code: 'invalid_value', param: 'headers.Authorization' });
+    expect(moved.body.error.message).toMatch(/another origin/);
+    expect(readFileSync(b.configPath, 'utf8')).toContain('tenant-literal-4711');
+  });
+
   it('refresh returns a fresh listing', async () => {
     await admin('POST', '/admin/servers', record('fx', mcp.url));
     await b.call('POST', '/v1/mcp/list_tools', { body: { tool: { type: 'mcp', server_label: 'fx' } } });

@@ -3,6 +3,7 @@ import { ADMIN, APPROVER, KEY_A, record, startBroker, type TestBroker } from './
 import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
 import { axeSerious, launchBrowser, openConsole, signIn, type ConsolePage } from './fixtures/browser.js';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { startAuthServer, type AuthServer } from './fixtures/authServer.js';
 import { startOAuthMcpServer, type OAuthMcpServer } from './fixtures/oauthMcpServer.js';
 
@@ -221,12 +222,32 @@ describe('console page', () => {
     expect(edited.allowed_tools).toEqual(['echo', 'add']);
     expect(edited.require_approval).toEqual({ never: { read_only: true } });
     expect(edited.headers).toEqual({ 'X-Team': '<redacted>' });
-    // Editing again: stored header values are never shown, and "<redacted>" is never saved.
+    // Editing again: stored header values are never shown; saving "<redacted>" back keeps them.
     await page.getByRole('button', { name: 'Edit fresh' }).click();
     await expect(page.getByLabel('headers', { exact: true }).inputValue()).resolves.toContain('<redacted>');
+    expect(await page.content()).not.toContain('blue');
+    await page.getByLabel('server_description', { exact: true }).fill('Edited twice');
+    const putDone = page.waitForResponse((r) => r.request().method() === 'PUT');
     await page.getByRole('button', { name: 'Save server' }).click();
-    await page.getByText(/Stored secrets are never shown/).waitFor();
-    expect(puts()).toBe(1);
+    expect((await putDone).status()).toBe(200);
+    await page.getByRole('button', { name: 'Save server' }).waitFor({ state: 'detached' });
+    await page.getByText('Saved fresh.').waitFor();
+    expect(puts()).toBe(2);
+    expect((await b.call('GET', '/admin/servers/fresh', { token: ADMIN })).body.server_description).toBe('Edited twice');
+    expect(readFileSync(b.configPath, 'utf8')).not.toContain('<redacted>');
+    const seen = mcp.counters.headers.length;
+    const add = await b.call('POST', '/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'fresh' }, name: 'add', arguments: { a: 2, b: 3 } } });
+    expect(add.body.status).toBe('completed');
+    expect(mcp.counters.headers.length).toBeGreaterThan(seen);
+    expect(mcp.counters.headers.at(-1)?.['x-team']).toBe('blue');
+    // A kept value is not sent to another origin: the API's message shows at the field.
+    await page.getByRole('button', { name: 'Edit fresh' }).click();
+    await page.getByLabel('server_url', { exact: true }).fill(mcp.url.replace('127.0.0.1', 'localhost'));
+    await page.getByRole('button', { name: 'Save server' }).click();
+    await invalid(page, page.getByLabel('headers', { exact: true }));
+    await page.getByText(/server_url now has another origin/).waitFor();
+    await c.shot('17-form-kept-secret-other-origin');
+    expect(puts()).toBe(3);
     await page.getByRole('button', { name: 'Cancel' }).click();
     await expectNoTokenLeak(c, ADMIN);
     expect(c.errors).toEqual([]);

@@ -195,7 +195,7 @@ export function ServersView({ token, onUnauthorized }) {
       <h1 id="servers-title" tabindex="-1" ref=${headingRef}>Servers</h1>
       <div class="view-actions">
         <button type="button" class="ghost" onClick=${load}>Reload list</button>
-        ${form ? null : html`<button type="button" class="primary" onClick=${() => setForm({ record: null })}>Add server</button>`}
+        ${form ? null : html`<button type="button" class="primary" onClick=${() => (setNotice(null), setForm({ record: null }))}>Add server</button>`}
       </div>
     </div>
     <${Notice} notice=${notice} onClose=${() => setNotice(null)} />
@@ -218,7 +218,7 @@ export function ServersView({ token, onUnauthorized }) {
                 const label = row.record.server_label;
                 return html`<${ServerRow} key=${label} row=${row} busy=${Boolean(busy[label])} connectUrl=${connect[label]}
                   onTools=${() => (location.hash = `#/servers/${enc(label)}/tools`)}
-                  onEdit=${() => setForm({ record: row.record })}
+                  onEdit=${() => (setNotice(null), setForm({ record: row.record }))}
                   onRefresh=${() => refresh(label)} onConnect=${() => connectOAuth(label)} onDelete=${() => remove(label)} />`;
               })}
             </tbody>
@@ -238,9 +238,9 @@ const FIELDS = [
   { name: 'protocol', kind: 'select', options: ['auto', '2026-07-28', '2025-11-25'], hint: 'MCP revision; auto negotiates.', omitDefault: 'auto' },
   { name: 'require_approval', kind: 'policy', hint: '“always”, “never”, or the OpenAI filter as JSON, e.g. {"never": {"read_only": true}}. Empty means always.', placeholder: 'always' },
   { name: 'allowed_tools', kind: 'list', hint: 'Empty for every tool; names separated by commas, or the OpenAI filter as JSON.', placeholder: 'echo, add' },
-  { name: 'headers', kind: 'json', wide: true, hint: 'A JSON object; values may be ${NAME} references. Stored values are never shown: type them again when editing.', placeholder: '{"Authorization": "Bearer ${CRM_MCP_TOKEN}"}' },
-  { name: 'approval', kind: 'json', wide: true, hint: 'Optional JSON: mode (caller or webhook), webhook_url, webhook_secret, wait_ms.', placeholder: '{"mode": "webhook", "wait_ms": 30000}' },
-  { name: 'oauth', kind: 'json', wide: true, hint: 'Optional JSON for servers behind OAuth: grant, client_id, client_secret, scope.', placeholder: '{"grant": "authorization_code"}' },
+  { name: 'headers', kind: 'json', wide: true, hint: `A JSON object; values may be \${NAME} references. Stored values show as "${REDACTED}": leave that to keep the stored value (same origin only), or type a new one.`, placeholder: '{"Authorization": "Bearer ${CRM_MCP_TOKEN}"}' },
+  { name: 'approval', kind: 'json', wide: true, hint: `Optional JSON: mode (caller or webhook), webhook_url, webhook_secret, wait_ms. A "${REDACTED}" secret is kept as stored.`, placeholder: '{"mode": "webhook", "wait_ms": 30000}' },
+  { name: 'oauth', kind: 'json', wide: true, hint: `Optional JSON for servers behind OAuth: grant, client_id, client_secret, scope. A "${REDACTED}" secret is kept as stored.`, placeholder: '{"grant": "authorization_code"}' },
   { name: 'tool_cache_ttl_s', kind: 'number', hint: 'Seconds a listing is cached (default 300).', placeholder: '300' },
   { name: 'call_timeout_ms', kind: 'number', hint: 'Per-request timeout in ms (default 30000).', placeholder: '30000' },
   { name: 'allow_private_network', kind: 'checkbox', hint: 'Allow loopback and private addresses for this server.' },
@@ -263,8 +263,6 @@ function toForm(record) {
   }
   return v;
 }
-
-const hasRedacted = (o) => o && typeof o === 'object' && Object.values(o).some((x) => x === REDACTED || hasRedacted(x));
 
 /** The record to send, or the field errors found before asking the API. */
 function fromForm(v, original) {
@@ -304,7 +302,6 @@ function fromForm(v, original) {
       const o = json(f.name, text);
       if (o === undefined) continue;
       if (o === null || typeof o !== 'object' || Array.isArray(o)) errors[f.name] = `${f.name} must be a JSON object.`;
-      else if (hasRedacted(o)) errors[f.name] = `Stored secrets are never shown: replace each "${REDACTED}" with the value (or a \${NAME} reference).`;
       else body[f.name] = o;
     } else if (text !== '') body[f.name] = text;
   }
