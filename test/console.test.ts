@@ -559,6 +559,13 @@ describe('OAuth "Connect" in the console (authorization_code)', () => {
     await c.page.getByText('saas is connected.').waitFor();
     expect(await row.getByRole('link', { name: /authorization page/ }).count()).toBe(0);
     await c.shot('16-oauth-connected');
+    // Row buttons start with the words of SPEC §13; the breaker is shown.
+    for (const word of ['Refresh', 'Delete', 'Connect']) expect(await row.getByRole('button', { name: new RegExp(`^${word} saas$`) }).count()).toBe(1);
+    await row.locator('td[data-label="Breaker"]').getByText('closed').waitFor();
+    await c.page.setViewportSize({ width: 390, height: 844 });
+    await row.getByRole('button', { name: 'Connect saas' }).waitFor();
+    expect(await c.page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await c.shot('18-oauth-connected-390');
     const view = await ob.call('GET', '/admin/servers/saas', { token: ADMIN });
     expect(view.body.status.oauth.state).toBe('connected');
     const call = await ob.call('POST', '/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'saas' }, name: 'echo', arguments: { text: 'via console' } } });
