@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -7,6 +7,10 @@ import { parseSecretKey, SecretBox } from '../src/oauth/crypto.js';
 import { FileKv, MemoryKv, RedisKv, SecretStore, type SealedKv } from '../src/oauth/store.js';
 import { RedisConnection } from '../src/store/redis.js';
 import { FileRegistryStore, RegistryFile } from '../src/registry/fileStore.js';
+import { createOAuth } from '../src/oauth/setup.js';
+import { parseEnv } from '../src/config/env.js';
+import { AgentPool } from '../src/mcp/egress.js';
+import { SecretValues } from '../src/obs/logger.js';
 import { startRedis, type RedisFixture } from './fixtures/redis.js';
 
 describe('SecretBox (AES-256-GCM)', () => {
@@ -105,6 +109,25 @@ describe('FileKv: the "oauth" section of the registry file', () => {
     expect([t1, t2].filter(Boolean)).toEqual([{ label: 'a' }]);
     expect(await store.take('state:s1')).toBeUndefined();
     expect(JSON.parse(readFileSync(path, 'utf8')).oauth['state:s1']).toBeUndefined();
+  });
+
+  test('an older <BROKER_CONFIG>.oauth.json is moved into the section once, then removed', async () => {
+    const path = join(dir, 'legacy.json');
+    const key = randomBytes(32);
+    const box = new SecretBox(key);
+    const sealed = box.seal('srv:crm:tokens', JSON.stringify({ access_token: 'tok-legacy' }));
+    writeFileSync(`${path}.oauth.json`, JSON.stringify({ version: 1, entries: { 'srv:crm:tokens': { v: sealed } } }), { mode: 0o600 });
+    const file = await RegistryFile.open(path);
+    const env = parseEnv({ BROKER_CONFIG: path, BROKER_SECRET_KEY: key.toString('base64') });
+    const logger = pino({ level: 'silent' });
+    const agents = new AgentPool();
+    const oauth = await createOAuth({ env, conn: undefined, file, registry: FileRegistryStore.on(file), agents, publicUrl: 'http://127.0.0.1:1', processEnv: {}, logger, secrets: new SecretValues() });
+    await oauth.close();
+    await agents.close();
+    expect(existsSync(`${path}.oauth.json`)).toBe(false);
+    const doc = JSON.parse(readFileSync(path, 'utf8'));
+    expect(doc.oauth['srv:crm:tokens'].v).toBe(sealed);
+    expect(JSON.parse(box.open('srv:crm:tokens', doc.oauth['srv:crm:tokens'].v))).toEqual({ access_token: 'tok-legacy' });
   });
 
   test('a plaintext value in the section is refused at start-up', async () => {
