@@ -1,6 +1,7 @@
 import type { Browser, Locator, Page } from 'playwright-core';
 import { ADMIN, APPROVER, KEY_A, record, startBroker, type TestBroker } from './fixtures/broker.js';
 import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
+import { startFaultServer } from './fixtures/faultServer.js';
 import { axeSerious, launchBrowser, openConsole, signIn, type ConsolePage } from './fixtures/browser.js';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -385,6 +386,27 @@ describe('console page', () => {
     await row.getByText(lastError).waitFor();
     await b.call('DELETE', '/admin/servers/down', { token: ADMIN });
     expect(c.errors).toEqual([]);
+  });
+
+  test('a failing server\'s open breaker shows in its row', async () => {
+    const fs = await startFaultServer({ call: 'status_500' });
+    try {
+      await b.call('POST', '/admin/servers', { token: ADMIN, body: record('flaky', fs.url, { transport: 'streamable_http' }) });
+      const tool = { type: 'mcp', server_label: 'flaky' };
+      expect((await b.call('POST', '/v1/mcp/list_tools', { body: { tool } })).status).toBe(200);
+      // The default threshold: five consecutive server faults.
+      for (let i = 0; i < 5; i++) expect((await b.call('POST', '/v1/mcp/call', { body: { tool, name: 't', arguments: {} } })).body.error.code).toBe(500);
+      expect((await b.call('GET', '/admin/servers/flaky', { token: ADMIN })).body.status.breaker).toBe('open');
+      const c = await consoleAs(ADMIN);
+      const cell = serverRow(c.page, 'flaky').locator('td[data-label="Breaker"]');
+      await cell.locator('.badge').getByText('open', { exact: true }).waitFor();
+      await expect(serverRow(c.page, 'crm').locator('td[data-label="Breaker"]').textContent()).resolves.toBe('closed');
+      await c.shot('19-breaker-open');
+      expect(c.errors).toEqual([]);
+    } finally {
+      await b.call('DELETE', '/admin/servers/flaky', { token: ADMIN });
+      await fs.close();
+    }
   });
 
   test('deletes a server', async () => {
