@@ -1,0 +1,102 @@
+import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
+import { startFakeModel, type FakeModel } from './fixtures/fakeModel.js';
+import { ADMIN, record, startBroker, type TestBroker } from './fixtures/broker.js';
+
+const until = async (cond: () => Promise<boolean> | boolean, ms = 5000, what = 'condition') => {
+  for (const end = Date.now() + ms; !(await cond()); ) {
+    if (Date.now() > end) throw new Error(`${what} not met in ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+const TERMINAL = ['completed', 'failed', 'cancelled', 'incomplete'];
+
+/**
+ * Red team, seams between named keys and background responses: key B (tenant B) against
+ * key A's background work, and A's own background work after an admin deletes or narrows A.
+ */
+describe('red team: grants × background responses', () => {
+  let crm: McpFixture;
+  let model: FakeModel;
+  let b: TestBroker;
+  let keyA: string;
+  let keyB: string;
+  const admin = (method: string, path: string, body?: unknown) => b.call(method, path, { token: ADMIN, body });
+  const crmTool = { type: 'mcp', server_label: 'crm', require_approval: 'never' };
+  const get = async (id: string, token: string) => (await b.call('GET', `/v1/responses/${id}`, { token })).body;
+
+  beforeEach(async () => {
+    crm = await startMcpFixture();
+    model = await startFakeModel();
+    b = await startBroker({ env: { UPSTREAM_BASE_URL: model.url }, servers: [record('crm', crm.url), record('dice', crm.url)] });
+    keyA = (await admin('POST', '/admin/keys', { name: 'tenant-a', grants: [{ server_label: 'crm' }] })).body.key;
+    keyB = (await admin('POST', '/admin/keys', { name: 'tenant-b', grants: [{ server_label: 'dice' }] })).body.key;
+  });
+  afterEach(async () => {
+    await b.close();
+    await model.close();
+    await crm.close();
+  });
+
+  it("key B cannot read, stream, list input of, cancel, delete or continue key A's background response", async () => {
+    model.push({ text: 'slow', delayMs: 800 });
+    const started = await b.call('POST', '/v1/responses', { token: keyA, body: { model: 'm', input: 'secret-a', tools: [crmTool], background: true } });
+    expect(started.status).toBe(200);
+    const id = started.body.id as string;
+    const missing = 'resp_' + '0'.repeat(48);
+    for (const [method, path] of [
+      ['GET', `/v1/responses/${id}`],
+      ['GET', `/v1/responses/${id}?stream=true&starting_after=-1`],
+      ['GET', `/v1/responses/${id}/input_items`],
+      ['POST', `/v1/responses/${id}/cancel`],
+      ['DELETE', `/v1/responses/${id}`],
+    ] as const) {
+      const r = await b.call(method, path, { token: keyB });
+      const m = await b.call(method, path.replace(id, missing), { token: keyB });
+      expect([path, r.status, r.body.error?.code]).toEqual([path, 404, 'not_found']);
+      expect(r.body.error.message.replace(id, 'X')).toBe(m.body.error.message.replace(missing, 'X'));
+    }
+    const cont = await b.call('POST', '/v1/responses', { token: keyB, body: { model: 'm', input: 'x', previous_response_id: id } });
+    expect(cont.status).toBe(400);
+    expect(cont.body.error.param).toBe('previous_response_id');
+    // A's run was not disturbed by any of it.
+    await until(async () => TERMINAL.includes((await get(id, keyA)).status), 8000, 'A finished');
+    expect((await get(id, keyA)).status).toBe('completed');
+  });
+
+  it("a deleted key's running background response stops reaching its servers", async () => {
+    // Turn 1 is slow: the admin deletes key A meanwhile; turn 1 then asks for a crm call.
+    model.push({ calls: [{ name: 'echo', arguments: { text: 'after delete' } }], delayMs: 700 }, { text: 'done' });
+    const started = await b.call('POST', '/v1/responses', { token: keyA, body: { model: 'm', input: 'x', tools: [crmTool], background: true } });
+    expect(started.status).toBe(200);
+    await until(() => model.requests.length >= 1, 5000, 'model reached');
+    expect((await admin('DELETE', '/admin/keys/tenant-a')).status).toBe(200);
+    // The deleted key cannot look at it any more: watch the model, whose second turn follows the (refused) call.
+    await until(() => model.requests.length >= 2 || crm.counters.calls.echo !== undefined, 8000, 'run went on');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(crm.counters.calls.echo).toBeUndefined();
+  });
+
+  it('a key narrowed while its background response runs: the narrowed grant applies to later calls', async () => {
+    model.push({ calls: [{ name: 'echo', arguments: { text: 'after narrowing' } }], delayMs: 700 }, { text: 'done' });
+    const started = await b.call('POST', '/v1/responses', { token: keyA, body: { model: 'm', input: 'x', tools: [crmTool], background: true } });
+    const id = started.body.id as string;
+    await until(() => model.requests.length >= 1, 5000, 'model reached');
+    const put = await admin('PUT', '/admin/keys/tenant-a', { grants: [{ server_label: 'crm', allowed_tools: ['add'] }] });
+    expect(put.status).toBe(200);
+    await until(async () => TERMINAL.includes((await get(id, keyA)).status), 8000, 'A finished');
+    expect(crm.counters.calls.echo).toBeUndefined();
+    const done = await get(id, keyA);
+    const call = done.output.find((i: { type: string }) => i.type === 'mcp_call');
+    expect(call?.error).toBeTruthy();
+  });
+
+  it('a streamed background run of a deleted key: the resume stream is refused to the deleted key', async () => {
+    model.push({ text: 'slow', delayMs: 600 });
+    const started = await b.call('POST', '/v1/responses', { token: keyA, body: { model: 'm', input: 'x', background: true } });
+    const id = started.body.id as string;
+    await admin('DELETE', '/admin/keys/tenant-a');
+    const res = await fetch(`${b.url}/v1/responses/${id}?stream=true&starting_after=-1`, { headers: { authorization: `Bearer ${keyA}` } });
+    expect(res.status).toBe(401);
+    await res.text();
+  });
+});
