@@ -68,7 +68,7 @@ export class ResponsesService {
 
   /** Starts a prepared background run; returns the queued response object. */
   startBackground(p: PreparedRun, live?: EventTarget): Promise<Record<string, unknown>> {
-    return this.o.background.start(p.id, (sink, signal) => this.run(p, sink, signal), live);
+    return this.o.background.start(p.id, (sink, signal) => this.run(p, sink, signal), live, p.owner);
   }
 
   async prepare(body: CreateResponse, tools: readonly RequestTool[], owner: string, signal: AbortSignal): Promise<PreparedRun> {
