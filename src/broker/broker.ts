@@ -180,6 +180,11 @@ export class Broker {
     return { ...server, caller: key, layers: registeredLayers(server.layers[0]!, grant, server.layers[server.layers.length - 1]!) };
   }
 
+  /** What to scrub from a server's answers: its credential values, and its upstream OAuth token. */
+  private async secretsOf(server: ResolvedServer): Promise<string[]> {
+    return server.record?.oauth ? [...(await this.d.upstreams.addedSecrets(server)), ...server.secrets] : server.secrets;
+  }
+
   /** Why a named tool may not be called, as an mcp_protocol_error outcome; nothing is sent. */
   refusal(server: ResolvedServer, found: CatalogTool | undefined): CallOutcome | undefined {
     if (!found) return protocolError(-32602, `Tool not found on MCP server '${server.server_label}'.`);
@@ -206,15 +211,16 @@ export class Broker {
     try {
       const result = await this.d.upstreams.callTool(server, name, args.value, ctx.signal);
       this.observe(server, 'tools/call', started);
-      // Every output is scrubbed like error texts: a server may echo the credentials it got.
+      // Every output is scrubbed like error texts: a server may echo the credentials it got (its OAuth token too).
+      const secrets = await this.secretsOf(server);
       const outcome = outcomeOfResult(result);
-      if (outcome.output !== null) outcome.output = scrub(outcome.output, server.secrets);
-      if (outcome.error?.type === 'mcp_tool_execution_error') outcome.error.content = scrubJson(outcome.error.content, server.secrets);
+      if (outcome.output !== null) outcome.output = scrub(outcome.output, secrets);
+      if (outcome.error?.type === 'mcp_tool_execution_error') outcome.error.content = scrubJson(outcome.error.content, secrets);
       return callItem(fields, outcome);
     } catch (err) {
       this.observe(server, 'tools/call', started, err);
       if (err instanceof BrokerCapacityError && ctx.capacity === 'throw') throw capacityError(err);
-      return callItem(fields, this.outcomeOfFailure(server, classifyUpstreamError(err)));
+      return callItem(fields, this.outcomeOfFailure({ ...server, secrets: await this.secretsOf(server) }, classifyUpstreamError(err)));
     }
   }
 

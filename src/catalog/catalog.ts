@@ -236,7 +236,7 @@ export class Catalog {
       throw err;
     }
     st.unsupported.clear();
-    const secrets = server.secrets ?? [];
+    const secrets = [...(server.secrets ?? []), ...(server.record?.oauth ? await this.upstreams.addedSecrets(server) : [])];
     const tools: CatalogTool[] = raw.tools.map((upstream) => {
       // A server may echo the credentials it was sent into its definitions: what is kept (and
       // shown) is scrubbed for this credential set; the pin is of what the server sent.
