@@ -23,7 +23,7 @@ describe('red team: upstream OAuth tokens never reach callers', () => {
       accessTokenTtlS: 300,
       clients: [{ client_id: 'cc-client', client_secret: CC_SECRET, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], scope: 'mcp:tools' }],
     });
-    mcp = await startOAuthMcpServer({ issuer: as.issuer });
+    mcp = await startOAuthMcpServer({ issuer: as.issuer, leakyTool: true });
     model = await startFakeModel();
     b = await startBroker({
       env: { BROKER_SECRET_KEY: SECRET_KEY, BROKER_PUBLIC_URL: 'http://127.0.0.1:1', UPSTREAM_BASE_URL: model.url },
