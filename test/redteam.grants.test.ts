@@ -10,6 +10,8 @@ const until = async (cond: () => Promise<boolean> | boolean, ms = 5000, what = '
   }
 };
 const TERMINAL = ['completed', 'failed', 'cancelled', 'incomplete'];
+/** A run whose key was deleted ends failed (`api_key_deleted`), which the broker logs. */
+const stopped = (b: TestBroker) => b.logs.some((l) => l.includes('api_key_deleted'));
 
 /**
  * Red team, seams between named keys and background responses: key B (tenant B) against
@@ -72,9 +74,20 @@ describe('red team: grants × background responses', () => {
     await until(() => model.requests.length >= 1, 5000, 'model reached');
     expect((await admin('DELETE', '/admin/keys/tenant-a')).status).toBe(200);
     // The deleted key cannot look at it any more: watch the model, whose second turn follows the (refused) call.
-    await until(() => model.requests.length >= 2 || crm.counters.calls.echo !== undefined, 8000, 'run went on');
-    await new Promise((r) => setTimeout(r, 300));
+    await until(() => stopped(b) || crm.counters.calls.echo !== undefined, 8000, 'run ended');
     expect(crm.counters.calls.echo).toBeUndefined();
+  });
+
+  it("a deleted key's background response stops at its next model turn: it ends failed, the model is not asked again", async () => {
+    model.push({ calls: [{ name: 'slow', arguments: { ms: 600 } }] }, { text: 'never asked' });
+    const started = await b.call('POST', '/v1/responses', { token: keyA, body: { model: 'm', input: 'x', tools: [crmTool], background: true } });
+    const id = started.body.id as string;
+    await until(() => (crm.counters.calls.slow ?? 0) >= 1, 5000, 'slow call started');
+    expect((await admin('DELETE', '/admin/keys/tenant-a')).status).toBe(200);
+    // Nobody can read it any more (its key is gone): the model shows whether it went on.
+    await until(() => stopped(b), 8000, 'run ended');
+    expect(model.requests.length).toBe(1);
+    expect((await b.call('GET', `/v1/responses/${id}`, { token: keyB })).status).toBe(404);
   });
 
   it('a key narrowed while its background response runs: the narrowed grant applies to later calls', async () => {
@@ -165,8 +178,7 @@ describe('red team: grants × approvals', () => {
     const id = pending.body.data[0].id as string;
     expect((await admin('DELETE', '/admin/keys/tenant-a')).status).toBe(200);
     expect((await b.call('POST', `/v1/mcp/approvals/${id}/decision`, { token: APPROVER, body: { approve: true } })).status).toBe(200);
-    await until(() => model.requests.length >= 2, 8000, 'run went on');
-    await new Promise((r) => setTimeout(r, 200));
+    await until(() => stopped(b) || crm.counters.calls.echo !== undefined, 8000, 'run ended');
     expect(crm.counters.calls.echo).toBeUndefined();
   });
 });
