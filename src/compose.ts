@@ -204,6 +204,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     logger: logger.child({ component: 'background' }),
     leaseMs: t.backgroundLeaseMs ?? env.BROKER_BACKGROUND_LEASE_MS,
     maxRunning: env.BROKER_MAX_BACKGROUND_RESPONSES,
+    maxPerOwner: env.BROKER_MAX_BACKGROUND_PER_KEY,
   });
   const responses = new ResponsesService({
     background,
