@@ -29,7 +29,7 @@ const OAuthStatusSchema = z.object({
   scope: z.string().nullable(),
   error: z.string().optional(),
 });
-/** catalog.ts ServerStatus, plus `oauth` for a record with upstream OAuth. */
+/** catalog.ts ServerStatus, plus the breaker and, for a record with upstream OAuth, `oauth`. */
 const ServerStatusSchema = z.object({
   tools_cached: z.boolean(),
   cached_at: z.number().int().nullable(),
@@ -38,6 +38,8 @@ const ServerStatusSchema = z.object({
   protocol_in_use: z.string().nullable(),
   changed_tools: z.array(z.string()),
   unsupported_tools: z.array(z.object({ name: z.string(), reason: z.string() })),
+  /** limits.ts BreakerState of the record's server URL. */
+  breaker: z.enum(['closed', 'open', 'half_open']),
   oauth: OAuthStatusSchema.optional(),
 });
 /** A record as the admin API shows it: header values and secrets are "<redacted>". */
