@@ -6,8 +6,13 @@ import { UpstreamAbortError, UpstreamConnectionError, UpstreamHttpError, Upstrea
  * and iterate the parsed `data:` objects of its SSE answer. Failures are the classes of
  * ./errors.js, whatever library is underneath, so a leaner client can replace this one.
  */
+export type ModelPath = '/chat/completions' | '/responses';
+
 export interface ModelClient {
-  stream(path: '/chat/completions' | '/responses', body: Record<string, unknown>, signal: AbortSignal): Promise<AsyncIterable<unknown>>;
+  stream(path: ModelPath, body: Record<string, unknown>, signal: AbortSignal): Promise<AsyncIterable<unknown>>;
+  /** The same POST answered as one JSON body (`stream: false`), for turns nobody watches stream. */
+  json(path: ModelPath, body: Record<string, unknown>, signal: AbortSignal): Promise<unknown>;
+  close?(): Promise<void>;
 }
 
 /** The official `openai` package as the HTTP client (retries off; the broker decides). */
@@ -18,7 +23,15 @@ export class OpenAIModelClient implements ModelClient {
     this.client = new OpenAI({ baseURL: o.baseURL, apiKey: o.apiKey, timeout: o.timeoutMs, maxRetries: 0 });
   }
 
-  async stream(path: '/chat/completions' | '/responses', body: Record<string, unknown>, signal: AbortSignal): Promise<AsyncIterable<unknown>> {
+  async json(path: ModelPath, body: Record<string, unknown>, signal: AbortSignal): Promise<unknown> {
+    try {
+      return await this.client.post(path, { body: { ...body, stream: false }, signal });
+    } catch (e) {
+      throw translate(e);
+    }
+  }
+
+  async stream(path: ModelPath, body: Record<string, unknown>, signal: AbortSignal): Promise<AsyncIterable<unknown>> {
     let s: AsyncIterable<unknown>;
     try {
       s = (await this.client.post(path, { body: { ...body, stream: true }, stream: true, signal })) as AsyncIterable<unknown>;
