@@ -181,8 +181,10 @@ function translate(err: unknown, signal: AbortSignal): Error {
   if (signal.aborted) return new UpstreamAbortError('The request was aborted.');
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && TIMEOUT.has(code)) return new UpstreamTimeoutError('The model upstream timed out.');
-  if (err instanceof Error && (err.name === 'AbortError' || code === 'UND_ERR_ABORTED')) return new UpstreamAbortError('The request was aborted.');
+  // undici's errors may come from another realm (jest): judged by shape, not by class.
+  const e = (typeof err === 'object' && err !== null ? err : {}) as { name?: unknown; message?: unknown };
+  if (e.name === 'AbortError' || code === 'UND_ERR_ABORTED') return new UpstreamAbortError('The request was aborted.');
   if (typeof code === 'string') return new UpstreamConnectionError('Could not reach the model upstream.');
-  if (err instanceof Error && /terminated|ECONNRESET|socket|network|closed/i.test(err.message)) return new UpstreamConnectionError('The connection to the model upstream broke.');
-  return err instanceof Error ? err : new Error(String(err));
+  if (typeof e.message === 'string' && /terminated|ECONNRESET|socket|network|closed/i.test(e.message)) return new UpstreamConnectionError('The connection to the model upstream broke.');
+  return err instanceof Error ? err : new Error(typeof e.message === 'string' ? e.message : String(err));
 }
