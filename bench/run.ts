@@ -80,16 +80,21 @@ async function main() {
   );
   const { proc: broker, base } = await startBroker(config, model.info.url);
 
+  // BENCH_ONLY=transports,list,turns runs only those sections (for A/B work); unset: all.
+  const only = process.env.BENCH_ONLY?.split(',');
+  const run = (name: string) => !only || only.includes(name);
   try {
-    await benchCall(base, mcp.info.url);
-    await benchCallModern(base, mcp.info.modernUrl);
-    await benchTransports(config, model.info.url, mcp.info.url);
-    await benchList(base, mcp.info.url);
-    await benchApprovals(base);
-    await benchResponses(base, mcp.proc, broker.pid!);
-    await benchBreaker(base);
-    await benchGuard(mcp.info.url);
-    await benchRedis(base, config, model.info.url);
+    if (run('call')) await benchCall(base, mcp.info.url);
+    if (run('modern')) await benchCallModern(base, mcp.info.modernUrl);
+    if (run('transports')) await benchTransports(config, model.info.url, mcp.info.url);
+    if (run('list')) await benchList(base, mcp.info.url);
+    if (run('turns')) await benchTurns(config, model.info.url, mcp.info.url);
+    if (only?.includes('profile')) await profile(config, model.info.url);
+    if (run('approvals')) await benchApprovals(base);
+    if (run('responses')) await benchResponses(base, mcp.proc, broker.pid!);
+    if (run('breaker')) await benchBreaker(base);
+    if (run('guard')) await benchGuard(mcp.info.url);
+    if (run('redis')) await benchRedis(base, config, model.info.url);
   } finally {
     broker.kill('SIGKILL');
     mcp.proc.kill();
@@ -100,10 +105,10 @@ async function main() {
   for (const r of rows) console.log(`| ${r.join(' | ')} |`);
 }
 
-async function startBroker(config: string, modelUrl: string, extra: Record<string, string> = {}) {
+async function startBroker(config: string, modelUrl: string, extra: Record<string, string> = {}, nodeArgs: string[] = []) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const proc = spawn(process.execPath, [join(__dirname, '../../dist/main.js')], {
+  const proc = spawn(process.execPath, [...nodeArgs, join(__dirname, '../../dist/main.js')], {
     env: {
       ...process.env,
       PORT: String(port),
@@ -277,6 +282,96 @@ async function benchTransports(config: string, modelUrl: string, url: string) {
   await direct.close();
   brokers.sdk.proc.kill('SIGKILL');
   brokers.undici.proc.kill('SIGKILL');
+}
+
+/**
+ * A Responses turn (cached listing, model → tools/call → model) against its floor: the same two
+ * model POSTs (non-streamed, same client) and one direct warm v2 SDK callTool, made in the same
+ * loop. One broker per model client (UPSTREAM_CLIENT=undici | openai), blocks interleaved;
+ * broker CPU per turn from its process.cpuUsage counters.
+ */
+async function benchTurns(config: string, modelUrl: string, url: string) {
+  const brokers = {
+    undici: await startBroker(config, modelUrl, { UPSTREAM_CLIENT: 'undici' }),
+    openai: await startBroker(config, modelUrl, { UPSTREAM_CLIENT: 'openai' }),
+  };
+  const direct = await sdkClient(url);
+  const tool = { type: 'function', function: { name: 'add', description: 'Add two numbers', parameters: { type: 'object', properties: { a: { type: 'number' }, b: { type: 'number' } }, required: ['a', 'b'] } } };
+  const user = { role: 'user', content: 'add' };
+  const floor = async () => {
+    const r1 = await post(modelUrl, '/chat/completions', { model: 'm', messages: [user], tools: [tool], tool_choice: 'auto', parallel_tool_calls: true, stream: false }, 'k');
+    const c1 = await r1.json();
+    const call = c1.choices[0].message.tool_calls[0];
+    const out = await direct.callTool({ name: call.function.name, arguments: JSON.parse(call.function.arguments) });
+    const text = (out.content as Array<{ text: string }>).map((c) => c.text).join('');
+    const r2 = await post(modelUrl, '/chat/completions', {
+      model: 'm',
+      messages: [user, { role: 'assistant', content: null, tool_calls: [call] }, { role: 'tool', tool_call_id: call.id, content: text }],
+      tools: [tool],
+      tool_choice: 'auto',
+      parallel_tool_calls: true,
+      stream: false,
+    }, 'k');
+    const c2 = await r2.json();
+    if (!c2.choices[0].message.content) throw new Error('floor: no answer');
+  };
+  const tools = [{ type: 'mcp', server_label: 'fx', require_approval: 'never' }];
+  const turn = (base: string) => async () => {
+    const r = await post(base, '/v1/responses', { model: 'm', input: 'add', tools });
+    const body = await r.json();
+    if (body.status !== 'completed' || !body.output.some((o: { type: string }) => o.type === 'mcp_call')) throw new Error(`bench turn failed: ${JSON.stringify(body).slice(0, 300)}`);
+  };
+  const variants: Array<{ name: string; call: () => Promise<unknown>; base?: string }> = [
+    { name: 'floor', call: floor },
+    { name: 'undici', call: turn(brokers.undici.base), base: brokers.undici.base },
+    { name: 'openai', call: turn(brokers.openai.base), base: brokers.openai.base },
+  ];
+  const lat: Record<string, number[]> = { floor: [], undici: [], openai: [] };
+  const cpu: Record<string, number> = { floor: 0, undici: 0, openai: 0 };
+  const blocks = Number(process.env.BENCH_TURN_BLOCKS ?? 24);
+  const per = 25;
+  for (let b = 0; b < blocks + 2; b++) {
+    const order = [...variants.slice(b % 3), ...variants.slice(0, b % 3)];
+    for (const v of order) {
+      const c0 = v.base ? await brokerCpuMs(v.base) : 0;
+      for (let i = 0; i < per; i++) {
+        const t = performance.now();
+        await v.call();
+        if (b >= 2) lat[v.name]!.push(performance.now() - t);
+      }
+      if (v.base && b >= 2) cpu[v.name]! += (await brokerCpuMs(v.base)) - c0;
+    }
+  }
+  const n = blocks * per;
+  const f = summarize(lat.floor!);
+  row('floor: 2 direct model POSTs + 1 direct SDK callTool, same loop (p50 / p99)', `${ms(f.p50)} / ${ms(f.p99)}`, '');
+  for (const c of ['undici', 'openai'] as const) {
+    const s = summarize(lat[c]!);
+    row(`Responses turn, UPSTREAM_CLIENT=${c} (p50 / p99)`, `${ms(s.p50)} / ${ms(s.p99)}`, '');
+    row(`Responses turn ÷ floor p50, ${c} model client`, (s.p50 / f.p50).toFixed(2), '≤ 1.2 (aim ≤ 1.0)');
+    row(`broker CPU per turn, ${c} model client`, ms(cpu[c]! / n), '');
+  }
+  row('broker CPU per turn, undici ÷ openai model client', (cpu.undici! / cpu.openai!).toFixed(2), '');
+  await direct.close();
+  brokers.undici.proc.kill('SIGKILL');
+  brokers.openai.proc.kill('SIGKILL');
+}
+
+/** BENCH_ONLY=profile: a broker under --cpu-prof (into BENCH_PROFILE_DIR) runs turns, then list_tools, then calls. */
+async function profile(config: string, modelUrl: string) {
+  const dir = process.env.BENCH_PROFILE_DIR ?? mkdtempSync(join(tmpdir(), 'prof-'));
+  const b = await startBroker(config, modelUrl, {}, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+  const what = process.env.BENCH_PROFILE ?? 'turn';
+  const tools = [{ type: 'mcp', server_label: 'fx', require_approval: 'never' }];
+  for (let i = 0; i < 1500; i++) {
+    if (what === 'turn') await (await post(b.base, '/v1/responses', { model: 'm', input: 'add', tools })).json();
+    else if (what === 'list') await (await post(b.base, '/v1/mcp/list_tools', { tool: { type: 'mcp', server_label: 'fx' } })).json();
+    else await (await post(b.base, '/v1/mcp/call', { tool: { type: 'mcp', server_label: 'fx' }, name: 'echo', arguments: { text: 'bench' } })).json();
+  }
+  const exited = new Promise((r) => b.proc.once('exit', r));
+  b.proc.kill('SIGTERM');
+  await exited;
+  console.log(`profile in ${dir}`);
 }
 
 async function benchList(base: string, url: string) {
