@@ -4,7 +4,6 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
-import { setMaxListeners } from 'node:events';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -133,10 +132,18 @@ async function startBroker(config: string, modelUrl: string, extra: Record<strin
   return { proc, base };
 }
 
+/**
+ * fetch for the direct SDK clients: the transport hands every POST its session-long signal, on
+ * which fetch leaves an abort listener per request; thousands pile up and slow each later add,
+ * so the direct side got slower through a run. POSTs go without it (nothing here aborts them);
+ * the standalone GET stream keeps it so close() still ends it.
+ */
+const directFetch: typeof fetch = (u, init) => fetch(u, init?.method === 'POST' ? { ...init, signal: undefined } : init);
+
 /** The SDK v2 client the broker uses: a 2025-era session, or pinned to 2026-07-28. */
 async function sdkClient(url: string, era: 'legacy' | 'modern' = 'legacy') {
   const client = new Client({ name: 'bench', version: '1' }, { versionNegotiation: era === 'modern' ? { mode: { pin: '2026-07-28' } } : { mode: 'legacy' } });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { fetch: directFetch }));
   return client;
 }
 
@@ -209,12 +216,7 @@ async function benchTransports(config: string, modelUrl: string, url: string) {
     undici: await startBroker(config, modelUrl, { BROKER_MCP_TRANSPORT: 'undici' }),
   };
   const direct = new Client({ name: 'bench', version: '1' }, { versionNegotiation: { mode: 'legacy' } });
-  const directT = new StreamableHTTPClientTransport(new URL(url), {
-    fetch: (u, init) => {
-      if (init?.signal) setMaxListeners(1_000_000, init.signal);
-      return fetch(u, init);
-    },
-  });
+  const directT = new StreamableHTTPClientTransport(new URL(url), { fetch: directFetch });
   await direct.connect(directT);
   const args = { name: 'echo', arguments: { text: 'bench' } };
   const body = { tool: { type: 'mcp', server_label: 'fx' }, name: 'echo', arguments: { text: 'bench' } };
