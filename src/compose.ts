@@ -100,7 +100,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   });
   const publicUrl = (env.BROKER_PUBLIC_URL ?? `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${env.PORT}`).replace(/\/$/, '');
   // Upstream OAuth (SPEC §12): tokens sealed under BROKER_SECRET_KEY in the registry's store.
-  const oauth = await createOAuth({ env, conn: st.conn, registry, agents, publicUrl, processEnv: o.processEnv, logger, secrets: o.secrets, stateTtlMs: t.oauthStateTtlMs }).catch(async (e) => {
+  const oauth = await createOAuth({ env, conn: st.conn, file: st.file, registry, agents, publicUrl, processEnv: o.processEnv, logger, secrets: o.secrets, stateTtlMs: t.oauthStateTtlMs }).catch(async (e) => {
     await st.close();
     throw e;
   });
@@ -207,6 +207,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     logger: logger.child({ component: 'background' }),
     leaseMs: t.backgroundLeaseMs ?? env.BROKER_BACKGROUND_LEASE_MS,
     maxRunning: env.BROKER_MAX_BACKGROUND_RESPONSES,
+    maxPerOwner: env.BROKER_MAX_BACKGROUND_PER_KEY,
   });
   const responses = new ResponsesService({
     background,

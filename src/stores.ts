@@ -20,6 +20,8 @@ import { RedisConnection } from './store/redis.js';
 export interface Stores {
   /** The Redis connection when `BROKER_STORE` is set. */
   conn: RedisConnection | undefined;
+  /** Embedded: the registry file whose sections the file stores write (undefined with Redis). */
+  file: RegistryFile | undefined;
   bus: ClusterBus;
   registry: RegistryStore;
   /** Named API keys, beside the registry (file section or Redis). */
@@ -47,6 +49,7 @@ export async function stores(env: Env, logger: Logger, t: StoreTuning = {}): Pro
     const approvals = new MemoryApprovalStore();
     return {
       conn: undefined,
+      file,
       bus: localBus,
       registry,
       keys,
@@ -73,6 +76,7 @@ export async function stores(env: Env, logger: Logger, t: StoreTuning = {}): Pro
   const approvals = new RedisApprovalStore(conn, bus);
   return {
     conn,
+    file: undefined,
     bus,
     registry,
     keys,

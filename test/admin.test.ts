@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
 import { ADMIN, KEY_A, APPROVER, record, startBroker, type TestBroker } from './fixtures/broker.js';
 import { readServersFile, FileRegistryStore } from '../src/registry/fileStore.js';
+import { startFaultServer } from './fixtures/faultServer.js';
 
 describe('admin API', () => {
   let mcp: McpFixture;
@@ -73,6 +74,42 @@ describe('admin API', () => {
     expect((await admin('GET', '/admin/servers/crm')).status).toBe(404);
     const gone = await b.call('POST', '/v1/mcp/list_tools', { body: { tool: { type: 'mcp', server_label: 'crm' } } });
     expect(gone.status).toBe(404);
+  });
+
+  it('PUT with "<redacted>" (what a view shows) keeps the stored secret; another origin needs it typed again', async () => {
+    const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+    const rec = record('crm', mcp.url, {
+      headers: { Authorization: 'Bearer ${CRM_TOKEN}', 'X-Tenant': 'tenant-literal-4711' },
+      approval: { mode: 'webhook', webhook_url: 'http://127.0.0.1:9/hook', webhook_secret: secret },
+    });
+    expect((await admin('POST', '/admin/servers', rec)).status).toBe(201);
+    // The console's round trip: GET the view, change one field, PUT it all back.
+    const { status: _s, ...view } = (await admin('GET', '/admin/servers/crm')).body;
+    expect(view.headers).toEqual({ Authorization: '<redacted>', 'X-Tenant': '<redacted>' });
+    const put = await admin('PUT', '/admin/servers/crm', { ...view, server_description: 'edited', headers: { authorization: '<redacted>', 'X-Tenant': '<redacted>', 'X-New': 'plain-value-1234' } });
+    expect(put.status).toBe(200);
+    expect(put.body.server_description).toBe('edited');
+    expect(JSON.stringify(put.body)).not.toMatch(/crm-secret|tenant-literal|whsec_/);
+    const file = readFileSync(b.configPath, 'utf8');
+    expect(file).toContain('Bearer ${CRM_TOKEN}');
+    expect(file).toContain('tenant-literal-4711');
+    expect(file).toContain(secret);
+    expect(file).not.toContain('<redacted>');
+    await b.call('POST', '/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'crm' }, name: 'whoami', arguments: {} } });
+    expect(mcp.counters.headers.at(-1)).toMatchObject({ authorization: 'Bearer crm-secret-value-123', 'x-tenant': 'tenant-literal-4711', 'x-new': 'plain-value-1234' });
+
+    // A value that was never stored, a POST of a copied view, or a kept secret for a new origin: 400 at the field.
+    const unknown = await admin('PUT', '/admin/servers/crm', { ...view, headers: { 'X-Other': '<redacted>' } });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error).toMatchObject({ code: 'invalid_value', param: 'headers.X-Other' });
+    const copied = await admin('POST', '/admin/servers', { ...view, server_label: 'copy' });
+    expect(copied.status).toBe(400);
+    expect(copied.body.error.param).toMatch(/^headers\./);
+    const moved = await admin('PUT', '/admin/servers/crm', { ...view, server_url: mcp.url.replace('127.0.0.1', 'localhost') });
+    expect(moved.status).toBe(400);
+    expect(moved.body.error).toMatchObject({ code: 'invalid_value', param: 'headers.Authorization' });
+    expect(moved.body.error.message).toMatch(/another origin/);
+    expect(readFileSync(b.configPath, 'utf8')).toContain('tenant-literal-4711');
   });
 
   it('refresh returns a fresh listing', async () => {
@@ -158,6 +195,35 @@ describe('registry file', () => {
     await Promise.all(Array.from({ length: 30 }, (_, i) => store.create({ ...recordDefaults(`s${i}`) })));
     const disk = await readServersFile(p);
     expect(disk.map((r) => r.server_label).sort()).toEqual(Array.from({ length: 30 }, (_, i) => `s${i}`).sort());
+  });
+});
+
+describe('status.breaker (SPEC §13)', () => {
+  it('reads "closed", then "open" once a failing server opens it, then "closed" after a good probe', async () => {
+    const fs = await startFaultServer({ call: 'status_500' });
+    const b = await startBroker({
+      servers: [record('bad', fs.url, { transport: 'streamable_http' })],
+      tuning: { breakerThreshold: 3, breakerHalfOpenMs: 400 },
+    });
+    try {
+      const tool = { type: 'mcp', server_label: 'bad' };
+      const view = async () => (await b.call('GET', '/admin/servers/bad', { token: ADMIN })).body.status.breaker;
+      expect(await view()).toBe('closed');
+      expect((await b.call('POST', '/v1/mcp/list_tools', { body: { tool } })).status).toBe(200);
+      for (let i = 0; i < 3; i++) {
+        const r = await b.call('POST', '/v1/mcp/call', { body: { tool, name: 't', arguments: {} } });
+        expect(r.body.error).toMatchObject({ type: 'http_error', code: 500 });
+      }
+      expect(await view()).toBe('open');
+      expect((await b.call('POST', '/v1/mcp/call', { body: { tool, name: 't', arguments: {} } })).body.error.code).toBe('circuit_open');
+      fs.call = 'ok';
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await b.call('POST', '/v1/mcp/call', { body: { tool, name: 't', arguments: {} } })).body.status).toBe('completed');
+      expect(await view()).toBe('closed');
+    } finally {
+      await b.close();
+      await fs.close();
+    }
   });
 });
 

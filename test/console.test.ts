@@ -1,7 +1,12 @@
 import type { Browser, Locator, Page } from 'playwright-core';
 import { ADMIN, APPROVER, KEY_A, record, startBroker, type TestBroker } from './fixtures/broker.js';
 import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
+import { startFaultServer } from './fixtures/faultServer.js';
 import { axeSerious, launchBrowser, openConsole, signIn, type ConsolePage } from './fixtures/browser.js';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { startAuthServer, type AuthServer } from './fixtures/authServer.js';
+import { startOAuthMcpServer, type OAuthMcpServer } from './fixtures/oauthMcpServer.js';
 
 jest.setTimeout(90_000);
 
@@ -218,12 +223,32 @@ describe('console page', () => {
     expect(edited.allowed_tools).toEqual(['echo', 'add']);
     expect(edited.require_approval).toEqual({ never: { read_only: true } });
     expect(edited.headers).toEqual({ 'X-Team': '<redacted>' });
-    // Editing again: stored header values are never shown, and "<redacted>" is never saved.
+    // Editing again: stored header values are never shown; saving "<redacted>" back keeps them.
     await page.getByRole('button', { name: 'Edit fresh' }).click();
     await expect(page.getByLabel('headers', { exact: true }).inputValue()).resolves.toContain('<redacted>');
+    expect(await page.content()).not.toContain('blue');
+    await page.getByLabel('server_description', { exact: true }).fill('Edited twice');
+    const putDone = page.waitForResponse((r) => r.request().method() === 'PUT');
     await page.getByRole('button', { name: 'Save server' }).click();
-    await page.getByText(/Stored secrets are never shown/).waitFor();
-    expect(puts()).toBe(1);
+    expect((await putDone).status()).toBe(200);
+    await page.getByRole('button', { name: 'Save server' }).waitFor({ state: 'detached' });
+    await page.getByText('Saved fresh.').waitFor();
+    expect(puts()).toBe(2);
+    expect((await b.call('GET', '/admin/servers/fresh', { token: ADMIN })).body.server_description).toBe('Edited twice');
+    expect(readFileSync(b.configPath, 'utf8')).not.toContain('<redacted>');
+    const seen = mcp.counters.headers.length;
+    const add = await b.call('POST', '/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'fresh' }, name: 'add', arguments: { a: 2, b: 3 } } });
+    expect(add.body.status).toBe('completed');
+    expect(mcp.counters.headers.length).toBeGreaterThan(seen);
+    expect(mcp.counters.headers.at(-1)?.['x-team']).toBe('blue');
+    // A kept value is not sent to another origin: the API's message shows at the field.
+    await page.getByRole('button', { name: 'Edit fresh' }).click();
+    await page.getByLabel('server_url', { exact: true }).fill(mcp.url.replace('127.0.0.1', 'localhost'));
+    await page.getByRole('button', { name: 'Save server' }).click();
+    await invalid(page, page.getByLabel('headers', { exact: true }));
+    await page.getByText(/server_url now has another origin/).waitFor();
+    await c.shot('17-form-kept-secret-other-origin');
+    expect(puts()).toBe(3);
     await page.getByRole('button', { name: 'Cancel' }).click();
     await expectNoTokenLeak(c, ADMIN);
     expect(c.errors).toEqual([]);
@@ -363,6 +388,27 @@ describe('console page', () => {
     expect(c.errors).toEqual([]);
   });
 
+  test('a failing server\'s open breaker shows in its row', async () => {
+    const fs = await startFaultServer({ call: 'status_500' });
+    try {
+      await b.call('POST', '/admin/servers', { token: ADMIN, body: record('flaky', fs.url, { transport: 'streamable_http' }) });
+      const tool = { type: 'mcp', server_label: 'flaky' };
+      expect((await b.call('POST', '/v1/mcp/list_tools', { body: { tool } })).status).toBe(200);
+      // The default threshold: five consecutive server faults.
+      for (let i = 0; i < 5; i++) expect((await b.call('POST', '/v1/mcp/call', { body: { tool, name: 't', arguments: {} } })).body.error.code).toBe(500);
+      expect((await b.call('GET', '/admin/servers/flaky', { token: ADMIN })).body.status.breaker).toBe('open');
+      const c = await consoleAs(ADMIN);
+      const cell = serverRow(c.page, 'flaky').locator('td[data-label="Breaker"]');
+      await cell.locator('.badge').getByText('open', { exact: true }).waitFor();
+      await expect(serverRow(c.page, 'crm').locator('td[data-label="Breaker"]').textContent()).resolves.toBe('closed');
+      await c.shot('19-breaker-open');
+      expect(c.errors).toEqual([]);
+    } finally {
+      await b.call('DELETE', '/admin/servers/flaky', { token: ADMIN });
+      await fs.close();
+    }
+  });
+
   test('deletes a server', async () => {
     await b.call('POST', '/admin/servers', { token: ADMIN, body: record('doomed', mcp.url) });
     const c = await consoleAs(ADMIN);
@@ -486,5 +532,68 @@ describe('console page', () => {
     // The scan does see problems: a button without a name is reported.
     await page.evaluate(() => document.querySelector('main')!.append(document.createElement('button')));
     expect((await axeSerious(page)).map((v) => v.id)).toContain('button-name');
+  });
+});
+
+describe('OAuth "Connect" in the console (authorization_code)', () => {
+  /** The broker's public URL as the authorization server sees it; the browser is routed to the real broker. */
+  const PUBLIC = 'http://127.0.0.1:1';
+  let as: AuthServer;
+  let omcp: OAuthMcpServer;
+  let ob: TestBroker;
+  beforeAll(async () => {
+    as = await startAuthServer();
+    omcp = await startOAuthMcpServer({ issuer: as.issuer });
+    ob = await startBroker({
+      env: { BROKER_SECRET_KEY: randomBytes(32).toString('base64'), BROKER_PUBLIC_URL: PUBLIC },
+      servers: [record('saas', omcp.url, { oauth: { grant: 'authorization_code' } })],
+    });
+  });
+  afterAll(async () => {
+    await ob?.close();
+    await omcp?.close();
+    await as?.close();
+  });
+
+  test('"Connect saas" opens the authorization page, which ends at the callback; the row turns connected', async () => {
+    const c = await openConsole(browser, ob.url);
+    open.push(c);
+    await c.context.route(`${PUBLIC}/**`, async (route) => {
+      const u = new URL(route.request().url());
+      await route.fulfill({ response: await route.fetch({ url: `${ob.url}${u.pathname}${u.search}` }) });
+    });
+    await signIn(c.page, ADMIN);
+    const row = serverRow(c.page, 'saas');
+    await row.getByText('needs_authorization').waitFor();
+    await c.shot('15-oauth-needs-authorization');
+    const authorizations = (await as.stats()).authorizations;
+
+    const opened = c.context.waitForEvent('page');
+    await c.page.getByRole('button', { name: 'Connect saas' }).click();
+    const popup = await opened;
+    await popup.waitForURL((u) => u.href.startsWith(`${PUBLIC}/oauth/callback?`), { timeout: 20_000 });
+    await popup.getByRole('heading', { name: 'Connected' }).waitFor();
+    expect((await popup.locator('body').textContent())!.toLowerCase()).toContain('saas is connected');
+    expect((await as.stats()).authorizations).toBe(authorizations + 1);
+
+    // Back in the console: the table shows the new state without a reload.
+    await row.getByText('connected', { exact: true }).waitFor({ timeout: 15_000 });
+    await c.page.getByText('saas is connected.').waitFor();
+    expect(await row.getByRole('link', { name: /authorization page/ }).count()).toBe(0);
+    await c.shot('16-oauth-connected');
+    // Row buttons start with the words of SPEC §13; the breaker is shown.
+    for (const word of ['Refresh', 'Delete', 'Connect']) expect(await row.getByRole('button', { name: new RegExp(`^${word} saas$`) }).count()).toBe(1);
+    await row.locator('td[data-label="Breaker"]').getByText('closed').waitFor();
+    await c.page.setViewportSize({ width: 390, height: 844 });
+    await row.getByRole('button', { name: 'Connect saas' }).waitFor();
+    expect(await c.page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await c.shot('18-oauth-connected-390');
+    const view = await ob.call('GET', '/admin/servers/saas', { token: ADMIN });
+    expect(view.body.status.oauth.state).toBe('connected');
+    const call = await ob.call('POST', '/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'saas' }, name: 'echo', arguments: { text: 'via console' } } });
+    expect(call.status).toBe(200);
+    expect(JSON.stringify(call.body)).toContain('echo: via console');
+    expect(c.errors).toEqual([]);
+    await popup.close();
   });
 });

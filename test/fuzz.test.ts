@@ -107,6 +107,50 @@ describe('fuzzing every JSON endpoint', () => {
     expect((await fetch(`${b.url}/healthz`)).status).toBe(200);
   }, 60_000);
 
+  it('paths and queries of the newer routes (keys, cancel, resume, OAuth, console, admin tools)', async () => {
+    model.push({ text: 'bg' });
+    const bg = await b.call('POST', '/v1/responses', { body: { model: 'm', input: 'x', background: true } });
+    expect(bg.status).toBe(200);
+    for (let i = 0; i < 100 && (await b.call('GET', `/v1/responses/${bg.body.id}`)).body.status !== 'completed'; i++) await new Promise((r) => setTimeout(r, 20));
+    const seg = fc.oneof(
+      fc.constantFrom('k1', 'K1', 'fx', bg.body.id, '%', '%ZZ', '%2e%2e', '..', '%00', '__proto__', 'constructor', '%E0%A4%A', 'x'.repeat(300), 'a%2Fb', '%20', 'index.html', 'app.js'),
+      fc.string({ maxLength: 12 }).map(encodeURIComponent),
+      fc.string({ maxLength: 12 }),
+    );
+    const q = fc.oneof(fc.constantFrom('', '-1', '-2', '0', '1e9', '9007199254740993', 'NaN', '1.5', 'true', '%', '%ZZ', 'x'.repeat(5000)), fc.string({ maxLength: 16 }).map(encodeURIComponent));
+    const requests = (s: string, v: string): Array<[string, string, string | null, unknown?]> => [
+      ['GET', `/admin/keys/${s}`, ADMIN],
+      ['PUT', `/admin/keys/${s}`, ADMIN, { grants: '*' }],
+      ['POST', `/admin/keys/${s}/rotate`, ADMIN, { grace_s: 0 }],
+      ['DELETE', `/admin/keys/${s}x`, ADMIN],
+      ['POST', `/v1/responses/${s}/cancel`, KEY_A, v],
+      ['GET', `/v1/responses/${s}?stream=true&starting_after=${v}`, KEY_A],
+      ['GET', `/v1/responses/${bg.body.id}?stream=${v}&starting_after=${v}`, KEY_A],
+      ['GET', `/v1/responses/${s}/input_items?after=${v}&order=${v}&limit=${v}`, KEY_A],
+      ['DELETE', `/v1/responses/${s}x`, KEY_A],
+      ['GET', `/oauth/callback?code=${v}&state=${s}&iss=${v}`, null],
+      ['GET', `/oauth/callback?state=${s}&error=${v}`, null],
+      ['GET', `/oauth/callback?state=${s}&state=${v}&code=${v}&code=1`, null],
+      ['POST', `/admin/servers/${s}/oauth/authorize`, ADMIN, v],
+      ['GET', `/admin/servers/${s}/tools`, ADMIN],
+      ['GET', `/console/${s}`, null],
+      ['GET', `/console/${s}/${v}`, null],
+    ];
+    await fc.assert(
+      fc.asyncProperty(seg, q, async (s, v) => {
+        for (const [method, path, token, reqBody] of requests(s, v)) {
+          const r = await b.call(method, path, { token, ...(reqBody === undefined ? {} : { body: typeof reqBody === 'string' ? reqBody : JSON.stringify(reqBody) }) });
+          expect([method, path, r.status < 500]).toEqual([method, path, true]);
+          if (r.status >= 400 && r.headers.get('content-type')?.includes('json')) expect(Object.keys(r.body ?? {})).toEqual(['error']);
+        }
+      }),
+      { numRuns: 30, verbose: 1 },
+    );
+    expect((await b.call('GET', '/admin/keys/k1', { token: ADMIN })).status).toBeLessThan(500);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect((await fetch(`${b.url}/healthz`)).status).toBe(200);
+  }, 90_000);
+
   it('query strings of the GET routes', async () => {
     await fc.assert(
       fc.asyncProperty(fc.string({ maxLength: 30 }), fc.string({ maxLength: 10 }), async (q, id) => {

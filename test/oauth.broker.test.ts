@@ -55,6 +55,19 @@ function expectNoSecrets(where: string, text: string) {
   expect(text).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.eyJ/);
 }
 
+/** SPEC §12: the tokens live in the registry file's "oauth" section, sealed; no other file holds them. */
+function expectSealedInRegistryFile(configPath: string) {
+  const text = readFileSync(configPath, 'utf8');
+  expectNoSecrets('registry file', text);
+  expect(statSync(configPath).mode & 0o777).toBe(0o600);
+  const section = JSON.parse(text).oauth as Record<string, { v: string }>;
+  // (The record's own oauth.client_secret is a ${NAME} reference, checked by expectNoSecrets.)
+  expect(JSON.stringify(section)).not.toMatch(/access_token|client_secret|refresh_token|code_verifier/);
+  expect(Object.keys(section).some((k) => k.endsWith(':tokens'))).toBe(true);
+  for (const e of Object.values(section)) expect(e.v).toMatch(/^v1\.[\w-]+\.[\w-]+\.[\w-]+$/);
+  expect(existsSync(`${configPath}.oauth.json`)).toBe(false);
+}
+
 describe('client_credentials', () => {
   let b: TestBroker;
   beforeAll(async () => {
@@ -99,12 +112,7 @@ describe('client_credentials', () => {
 
     expectNoSecrets('views', JSON.stringify([(await b.call('GET', '/admin/servers', admin)).body, (await b.call('GET', '/admin/servers/cc', admin)).body]));
     expectNoSecrets('logs', b.logs.join(''));
-    expectNoSecrets('registry file', readFileSync(b.configPath, 'utf8'));
-    const sealed = `${b.configPath}.oauth.json`;
-    expect(existsSync(sealed)).toBe(true);
-    expect(statSync(sealed).mode & 0o777).toBe(0o600);
-    expectNoSecrets('oauth file', readFileSync(sealed, 'utf8'));
-    expect(readFileSync(sealed, 'utf8')).not.toMatch(/access_token|client_secret|refresh_token/);
+    expectSealedInRegistryFile(b.configPath);
   });
 
   test("the record's token wins over a caller's authorization", async () => {
@@ -201,9 +209,7 @@ describe('authorization_code', () => {
     const all = JSON.stringify([(await b.call('GET', '/admin/servers', admin)).body, (await b.call('GET', '/admin/servers/code', admin)).body]);
     expectNoSecrets('views', all);
     expectNoSecrets('logs', b.logs.join(''));
-    const sealed = readFileSync(`${b.configPath}.oauth.json`, 'utf8');
-    expectNoSecrets('oauth file', sealed);
-    expect(sealed).not.toMatch(/access_token|client_secret|refresh_token/);
+    expectSealedInRegistryFile(b.configPath);
   });
 
   test('unknown, missing and expired state are refused with 400', async () => {

@@ -35,7 +35,13 @@ afterAll(async () => {
 
 test('authorized through one instance, the callback on another, tokens used by both; Redis holds only sealed values', async () => {
   expect((await a.call('POST', '/admin/servers', { ...admin, body: record('code', mcp.url, { oauth: { grant: 'authorization_code' } }) })).status).toBe(201);
-  expect((await b.call('POST', '/v1/mcp/list_tools', { body: { tool } })).status).toBe(424);
+  // B learns of A's record over pub/sub (SPEC §9: within a second): poll, bounded.
+  let before = 0;
+  for (const end = Date.now() + 3000; before !== 424 && Date.now() < end; ) {
+    before = (await b.call('POST', '/v1/mcp/list_tools', { body: { tool } })).status;
+    if (before !== 424) await new Promise((r) => setTimeout(r, 25));
+  }
+  expect(before).toBe(424);
 
   const started = await a.call('POST', '/admin/servers/code/oauth/authorize', admin);
   expect(started.status).toBe(200);

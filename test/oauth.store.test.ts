@@ -1,11 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { parseSecretKey, SecretBox } from '../src/oauth/crypto.js';
 import { FileKv, MemoryKv, RedisKv, SecretStore, type SealedKv } from '../src/oauth/store.js';
 import { RedisConnection } from '../src/store/redis.js';
+import { FileRegistryStore, RegistryFile } from '../src/registry/fileStore.js';
+import { createOAuth } from '../src/oauth/setup.js';
+import { parseEnv } from '../src/config/env.js';
+import { AgentPool } from '../src/mcp/egress.js';
+import { SecretValues } from '../src/obs/logger.js';
 import { startRedis, type RedisFixture } from './fixtures/redis.js';
 
 describe('SecretBox (AES-256-GCM)', () => {
@@ -63,18 +68,74 @@ async function exercise(kv: SealedKv) {
 
 test('MemoryKv', () => exercise(new MemoryKv()));
 
-test('FileKv: mode 0600, atomic rewrite, sealed values only, reopens', async () => {
-  const path = join(mkdtempSync(join(tmpdir(), 'oauth-kv-')), 'servers.config.json.oauth.json');
-  await exercise(await FileKv.open(path));
-  expect(statSync(path).mode & 0o777).toBe(0o600);
-  const text = readFileSync(path, 'utf8');
-  expect(text).not.toContain('tok-b');
-  const key = randomBytes(32);
-  const s1 = new SecretStore(await FileKv.open(path), new SecretBox(key));
-  await s1.set('srv:c:tokens', { access_token: 'tok-c' });
-  await s1.close();
-  const s2 = new SecretStore(await FileKv.open(path), new SecretBox(key));
-  expect(await s2.get('srv:c:tokens')).toEqual({ access_token: 'tok-c' });
+describe('FileKv: the "oauth" section of the registry file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'oauth-kv-'));
+
+  test('mode 0600, one writer with the other sections, sealed values only, reopens', async () => {
+    const path = join(dir, 'servers.config.json');
+    writeFileSync(path, JSON.stringify({ servers: [{ server_label: 'crm', server_url: 'http://a.example/mcp' }] }));
+    const file = await RegistryFile.open(path);
+    await exercise(FileKv.on(file));
+    const key = randomBytes(32);
+    const s1 = new SecretStore(FileKv.on(file), new SecretBox(key));
+    const registry = FileRegistryStore.on(file);
+    // Writes of two sections interleaved: every one lands, none undoes another.
+    await Promise.all([
+      ...Array.from({ length: 10 }, (_, i) => s1.set(`srv:c${i}:tokens`, { access_token: `tok-c${i}` })),
+      registry.setPins('crm', { echo: 'a'.repeat(64) }),
+    ]);
+    await s1.close();
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const text = readFileSync(path, 'utf8');
+    for (const t of ['tok-a', 'tok-b', 'tok-c', 'access_token']) expect(text).not.toContain(t);
+    const doc = JSON.parse(text);
+    expect(Object.keys(doc)).toEqual(['servers', 'oauth']);
+    expect(doc.servers[0].pinned_tools).toEqual({ echo: 'a'.repeat(64) });
+    expect(Object.keys(doc.oauth).sort()).toEqual([...Array.from({ length: 10 }, (_, i) => `srv:c${i}:tokens`), 'srv:b:tokens'].sort());
+    for (const e of Object.values(doc.oauth) as Array<{ v: string }>) expect(e.v).toMatch(/^v1\./);
+    // No temp file is left beside it.
+    expect(readdirSync(dir).filter((n) => n.includes('.tmp'))).toEqual([]);
+    const s2 = new SecretStore(FileKv.on(await RegistryFile.open(path)), new SecretBox(key));
+    expect(await s2.get('srv:c3:tokens')).toEqual({ access_token: 'tok-c3' });
+  });
+
+  test('a take is single use even against a write in flight', async () => {
+    const path = join(dir, 'take.json');
+    const file = await RegistryFile.open(path);
+    const store = new SecretStore(FileKv.on(file), new SecretBox(randomBytes(32)));
+    await store.set('state:s1', { label: 'a' }, 60_000);
+    const other = store.set('srv:x:tokens', { access_token: 'x' });
+    const [t1, t2] = await Promise.all([store.take('state:s1'), store.take('state:s1'), other]);
+    expect([t1, t2].filter(Boolean)).toEqual([{ label: 'a' }]);
+    expect(await store.take('state:s1')).toBeUndefined();
+    expect(JSON.parse(readFileSync(path, 'utf8')).oauth['state:s1']).toBeUndefined();
+  });
+
+  test('an older <BROKER_CONFIG>.oauth.json is moved into the section once, then removed', async () => {
+    const path = join(dir, 'legacy.json');
+    const key = randomBytes(32);
+    const box = new SecretBox(key);
+    const sealed = box.seal('srv:crm:tokens', JSON.stringify({ access_token: 'tok-legacy' }));
+    writeFileSync(`${path}.oauth.json`, JSON.stringify({ version: 1, entries: { 'srv:crm:tokens': { v: sealed } } }), { mode: 0o600 });
+    const file = await RegistryFile.open(path);
+    const env = parseEnv({ BROKER_CONFIG: path, BROKER_SECRET_KEY: key.toString('base64') });
+    const logger = pino({ level: 'silent' });
+    const agents = new AgentPool();
+    const oauth = await createOAuth({ env, conn: undefined, file, registry: FileRegistryStore.on(file), agents, publicUrl: 'http://127.0.0.1:1', processEnv: {}, logger, secrets: new SecretValues() });
+    await oauth.close();
+    await agents.close();
+    expect(existsSync(`${path}.oauth.json`)).toBe(false);
+    const doc = JSON.parse(readFileSync(path, 'utf8'));
+    expect(doc.oauth['srv:crm:tokens'].v).toBe(sealed);
+    expect(JSON.parse(box.open('srv:crm:tokens', doc.oauth['srv:crm:tokens'].v))).toEqual({ access_token: 'tok-legacy' });
+  });
+
+  test('a plaintext value in the section is refused at start-up', async () => {
+    const path = join(dir, 'plain.json');
+    writeFileSync(path, JSON.stringify({ oauth: { 'srv:a:tokens': { v: '{"access_token":"plain"}' } } }));
+    const file = await RegistryFile.open(path);
+    expect(() => FileKv.on(file)).toThrow(/invalid field oauth, entry "srv:a:tokens": not a sealed value/);
+  });
 });
 
 describe('RedisKv', () => {

@@ -10,7 +10,7 @@ import type { Upstreams } from '../mcp/upstreams.js';
 import { currentCaller, type CallerKey } from '../keys/caller.js';
 import { metricLabel, type Metrics } from '../obs/metrics.js';
 import type { SecretValues } from '../obs/logger.js';
-import { effectiveAllowed, effectiveNeedsApproval } from '../policy/policy.js';
+import { effectiveAllowed, effectiveNeedsApproval, grantFor, registeredLayers } from '../policy/policy.js';
 import type { RegistryStore } from '../registry/store.js';
 import { scrub, scrubJson } from '../util/scrub.js';
 import { parseArguments, type ParsedArguments } from './arguments.js';
@@ -134,8 +134,10 @@ export class Broker {
    * Everything before tools/call: the broker's own listing, policy and pins, then either a
    * new approval request, a claimed approval (its stored arguments), or arguments to run.
    */
-  async prepareCall(server: ResolvedServer, req: CallRequest, ctx: CallContext): Promise<PreparedCall> {
+  async prepareCall(at: ResolvedServer, req: CallRequest, ctx: CallContext): Promise<PreparedCall> {
     const args = req.approval_request_id && req.arguments === undefined ? undefined : parseArguments(req.arguments);
+    const server = await this.current(at);
+    if (!server) return { kind: 'refused', item: callItem({ server_label: at.server_label, name: req.name, arguments: args?.text ?? '{}', approval_request_id: req.approval_request_id }, keyGone()) };
     const { listing } = await this.d.catalog.get(server, { signal: ctx.signal }).catch((err) => {
       throw this.listingFailed(server, err, ctx.capacity);
     });
@@ -164,6 +166,25 @@ export class Broker {
     return { kind: 'run', args: a, approval_request_id: null };
   }
 
+  /**
+   * The server as the caller's key sees it now: a named key deleted (or no longer granted
+   * this server) since the request began → undefined; a changed grant → its layer now.
+   */
+  private async current(server: ResolvedServer): Promise<ResolvedServer | undefined> {
+    if (!server.caller.current) return server;
+    const key = await server.caller.current();
+    if (!key) return undefined;
+    if (!server.record) return key.allowInline ? server : undefined;
+    const grant = grantFor(key.grants, server.server_label);
+    if (grant === undefined) return undefined;
+    return { ...server, caller: key, layers: registeredLayers(server.layers[0]!, grant, server.layers[server.layers.length - 1]!) };
+  }
+
+  /** What to scrub from a server's answers: its credential values, and its upstream OAuth token. */
+  private async secretsOf(server: ResolvedServer): Promise<string[]> {
+    return server.record?.oauth ? [...(await this.d.upstreams.addedSecrets(server)), ...server.secrets] : server.secrets;
+  }
+
   /** Why a named tool may not be called, as an mcp_protocol_error outcome; nothing is sent. */
   refusal(server: ResolvedServer, found: CatalogTool | undefined): CallOutcome | undefined {
     if (!found) return protocolError(-32602, `Tool not found on MCP server '${server.server_label}'.`);
@@ -184,19 +205,22 @@ export class Broker {
     ctx: Pick<CallContext, 'signal' | 'capacity'>,
   ): Promise<McpCallItem> {
     const fields = { server_label: server.server_label, name, arguments: args.text, approval_request_id };
+    // A run that outlived its request (background, an approver's wait): is its key still granted this server?
+    if (!(await this.current(server))) return callItem(fields, keyGone());
     const started = performance.now();
     try {
       const result = await this.d.upstreams.callTool(server, name, args.value, ctx.signal);
       this.observe(server, 'tools/call', started);
-      // Every output is scrubbed like error texts: a server may echo the credentials it got.
+      // Every output is scrubbed like error texts: a server may echo the credentials it got (its OAuth token too).
+      const secrets = await this.secretsOf(server);
       const outcome = outcomeOfResult(result);
-      if (outcome.output !== null) outcome.output = scrub(outcome.output, server.secrets);
-      if (outcome.error?.type === 'mcp_tool_execution_error') outcome.error.content = scrubJson(outcome.error.content, server.secrets);
+      if (outcome.output !== null) outcome.output = scrub(outcome.output, secrets);
+      if (outcome.error?.type === 'mcp_tool_execution_error') outcome.error.content = scrubJson(outcome.error.content, secrets);
       return callItem(fields, outcome);
     } catch (err) {
       this.observe(server, 'tools/call', started, err);
       if (err instanceof BrokerCapacityError && ctx.capacity === 'throw') throw capacityError(err);
-      return callItem(fields, this.outcomeOfFailure(server, classifyUpstreamError(err)));
+      return callItem(fields, this.outcomeOfFailure({ ...server, secrets: await this.secretsOf(server) }, classifyUpstreamError(err)));
     }
   }
 
@@ -288,4 +312,9 @@ function capacityError(err: BrokerCapacityError): ApiError {
   return err.status === 429
     ? new RateLimitError('upstream_busy', err.message, { headers: retryAfter(err.retryAfterS) })
     : new UpstreamError(503, 'circuit_open', err.message, { headers: retryAfter(err.retryAfterS) });
+}
+
+/** The API key that started this work was deleted or lost its grant: nothing is sent. */
+function keyGone(): CallOutcome {
+  return { output: null, error: { type: 'http_error', code: 403, message: 'Not run: the API key that started this work was deleted or is no longer granted this server.' } };
 }

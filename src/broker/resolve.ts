@@ -39,6 +39,8 @@ export interface ResolvedServer {
   server_description: string | null;
   /** Credential values, scrubbed from every message that leaves the broker. */
   secrets: string[];
+  /** Whose call this is: its grants are looked at again before each call (SPEC §11). */
+  caller: CallerKey;
 }
 
 export interface ResolveSettings {
@@ -157,6 +159,7 @@ export async function resolveServer(
       maxPendingApprovals,
       server_description: param.server_description ?? record.server_description ?? null,
       secrets: secretsOfHeaders(headers),
+      caller,
     };
   }
 
@@ -192,5 +195,6 @@ export async function resolveServer(
     maxPendingApprovals,
     server_description: param.server_description ?? null,
     secrets: secretsOfHeaders(callerHeaders),
+    caller,
   };
 }

@@ -5,7 +5,7 @@ import type { RegistryStore } from '../registry/store.js';
 import { classifyUpstreamError, MAX_REASON_CHARS, stripQueries } from '../mcp/failure.js';
 import type { Upstreams, UpstreamTarget } from '../mcp/upstreams.js';
 import { canonicalSha256 } from '../util/ids.js';
-import { scrub } from '../util/scrub.js';
+import { scrub, scrubJson } from '../util/scrub.js';
 
 export interface CatalogTool {
   tool: Tool;
@@ -236,10 +236,14 @@ export class Catalog {
       throw err;
     }
     st.unsupported.clear();
-    const tools: CatalogTool[] = raw.tools.map((tool) => {
+    const secrets = [...(server.secrets ?? []), ...(server.record?.oauth ? await this.upstreams.addedSecrets(server) : [])];
+    const tools: CatalogTool[] = raw.tools.map((upstream) => {
+      // A server may echo the credentials it was sent into its definitions: what is kept (and
+      // shown) is scrubbed for this credential set; the pin is of what the server sent.
+      const tool = secrets.length ? scrubJson(upstream, secrets) : upstream;
       const unsupported = unsupportedReason(tool);
       if (unsupported) st.unsupported.set(tool.name, unsupported);
-      return { tool, hash: toolHash(tool), readOnly: tool.annotations?.readOnlyHint === true, changed: false, ...(unsupported ? { unsupported } : {}) };
+      return { tool, hash: toolHash(upstream), readOnly: tool.annotations?.readOnlyHint === true, changed: false, ...(unsupported ? { unsupported } : {}) };
     });
     if (server.record) await this.checkPins(server, tools, st.changed);
     st.cached_at = Math.floor(Date.now() / 1000);

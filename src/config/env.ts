@@ -57,6 +57,8 @@ export const EnvSchema = z.object({
   BROKER_EXPAND_ENV: optionalString,
   BROKER_BACKGROUND_LEASE_MS: int(10000, 200, 600000),
   BROKER_MAX_BACKGROUND_RESPONSES: int(1000, 1),
+  /** Background runs one API key may have running on an instance, so one tenant cannot take every slot. */
+  BROKER_MAX_BACKGROUND_PER_KEY: int(100, 1),
   /** AES-256-GCM key for upstream OAuth tokens and secrets at rest: 32 bytes, base64. */
   BROKER_SECRET_KEY: optionalString,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -17,6 +17,11 @@ export interface CallerKey {
   rateLimitPerMin: number | null;
   /** null: BROKER_MAX_PENDING_APPROVALS. */
   maxPendingApprovals: number | null;
+  /**
+   * A named key's grants now (undefined once deleted): work that outlives its request (a
+   * background response) is checked against the key as it is, not as it was. Absent: fixed.
+   */
+  current?: () => Promise<CallerKey | undefined>;
 }
 
 /** BROKER_API_KEYS, the anonymous caller and admin routes: every server, inline per the broker switch. */
@@ -29,8 +34,14 @@ export const UNRESTRICTED: CallerKey = Object.freeze({
   maxPendingApprovals: null,
 });
 
-export function callerOfKey(r: KeyRecord): CallerKey {
+export function callerOfKey(r: KeyRecord, lookup?: (name: string) => Promise<KeyRecord | undefined>): CallerKey {
   return {
+    ...(lookup && {
+      current: async () => {
+        const now = await lookup(r.name);
+        return now && now.id === r.id ? callerOfKey(now, lookup) : undefined;
+      },
+    }),
     id: r.id,
     name: r.name,
     grants: r.grants,

@@ -70,6 +70,21 @@ export class UpstreamLimits {
     return n;
   }
 
+  /**
+   * The breaker of a server URL as admins see it (SPEC §13): the worst state over every
+   * credential scope that has one; "closed" when none has failed yet. A breaker whose
+   * half-open delay has passed still reads "open" until the next call probes it.
+   */
+  breakerState(server: string): BreakerState {
+    let worst: BreakerState = 'closed';
+    for (const [key, b] of this.breakers.entries()) {
+      if (key.slice(0, key.lastIndexOf('|')) !== server) continue;
+      const s = stateName(b.state);
+      if (BREAKER_RANK[s] > BREAKER_RANK[worst]) worst = s;
+    }
+    return worst;
+  }
+
   /** Upstream MCP requests in flight now (for /metrics). */
   get inflightCount() {
     return this.inflight;
@@ -85,6 +100,11 @@ export class UpstreamLimits {
     return b;
   }
 }
+
+export type BreakerState = 'closed' | 'open' | 'half_open';
+const BREAKER_RANK: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
+const stateName = (s: CircuitState): BreakerState =>
+  s === CircuitState.Open || s === CircuitState.Isolated ? 'open' : s === CircuitState.HalfOpen ? 'half_open' : 'closed';
 
 class CallerAborted extends Error {
   constructor(readonly inner: unknown) {

@@ -6,6 +6,7 @@ import { createUpstreamFetch } from './fetch.js';
 import { serverUrlKey, type UpstreamLimits } from './limits.js';
 import type { SessionPool } from './pool.js';
 import type { ListingBounds, ProtocolPref, ToolList, UpstreamSession } from './session.js';
+import { expandSecrets } from '../util/scrub.js';
 
 /** What the mcp layer needs to know of a server to reach it. */
 export interface UpstreamTarget {
@@ -80,6 +81,16 @@ export class Upstreams {
         maxBytes: this.o.maxUpstreamBytes,
       };
     });
+  }
+
+  /**
+   * Credentials the transport adds by itself (the upstream OAuth access token), which a
+   * careless server may echo: scrubbed from what it answers like header values are.
+   */
+  async addedSecrets(t: UpstreamTarget): Promise<string[]> {
+    const auth = this.pool.peek(t.sessionKey)?.target.authProvider as { token?: () => Promise<string | undefined> } | undefined;
+    const token = auth?.token ? await auth.token().catch(() => undefined) : undefined;
+    return token ? expandSecrets([token]) : [];
   }
 
   listTools(t: UpstreamTarget, signal?: AbortSignal): Promise<ToolList> {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   auth,
   extractWWWAuthenticateParams,
@@ -80,18 +80,23 @@ const keys = {
   tokens: (label: string) => `srv:${labelKey(label)}:tokens`,
   client: (label: string) => `srv:${labelKey(label)}:client`,
   server: (label: string) => `srv:${labelKey(label)}:`,
-  state: (state: string) => `state:${state}`,
+  // Hashed: the stored key (visible in the file or to SCAN) never reveals a live state.
+  state: (state: string) => `state:${createHash('sha256').update(state).digest('base64url')}`,
 };
 
 function fingerprint(cfg: OAuthConfig, url: string): string {
   return JSON.stringify([url, cfg.grant, cfg.client_id ?? null, cfg.client_secret ?? null, cfg.scope ?? null]);
 }
 
-/** Only http(s), and through the record's egress guard: metadata cannot send the broker to file:, data: or private hosts. */
-function schemeGuard(inner: FetchLike): FetchLike {
+/**
+ * Only https (http only for a record whose own server_url is http, which an admin chose), and
+ * through the record's egress guard: metadata cannot send the broker — and its client secret
+ * and tokens — to file:, data:, plain-http or private hosts.
+ */
+export function schemeGuard(inner: FetchLike, allowHttp: boolean): FetchLike {
   return async (url, init) => {
     const u = typeof url === 'string' ? new URL(url) : url instanceof URL ? url : new URL((url as Request).url);
-    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new OAuthTokenError('?', `refusing a ${u.protocol} URL in OAuth metadata`);
+    if (u.protocol !== 'https:' && !(allowHttp && u.protocol === 'http:')) throw new OAuthTokenError('?', `refusing a ${u.protocol} URL in OAuth metadata`);
     if (u.username || u.password) throw new OAuthTokenError('?', 'refusing a URL with credentials in OAuth metadata');
     return inner(u, { ...init, redirect: 'manual' });
   };
@@ -155,7 +160,7 @@ export class OAuthManager {
     const fp = fingerprint(record.oauth!, record.server_url) + `|${egress.allowPrivate}`;
     let s = this.servers.get(lk);
     if (!s || s.fingerprint !== fp) {
-      s = new ServerAuth(this, record, fp, schemeGuard(this.o.fetchFor(egress)));
+      s = new ServerAuth(this, record, fp, schemeGuard(this.o.fetchFor(egress), new URL(record.server_url).protocol === 'http:'));
       this.servers.set(lk, s);
     }
     return s;
@@ -275,7 +280,8 @@ export class ServerAuth {
   }
 
   private remember(e: TokenEntry) {
-    this.m.o.secrets.addPermanent(e.tokens.access_token, e.tokens.refresh_token, e.tokens.id_token);
+    // One slot per server: a renewed token replaces the old one in the scrubber (no growth per renewal).
+    this.m.o.secrets.setSlot(`oauth-tokens:${this.label}`, e.tokens.access_token, e.tokens.refresh_token, e.tokens.id_token);
   }
 
   /** An error's text as status and 424s show it: this server's secrets (and every known one) scrubbed. */

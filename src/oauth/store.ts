@@ -1,5 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { ConfigError } from '../config/env.js';
+import type { RegistryFile } from '../registry/fileStore.js';
 import type { RedisConnection } from '../store/redis.js';
 import type { SecretBox } from './crypto.js';
 
@@ -72,97 +74,107 @@ export class RedisKv implements SealedKv {
   async close() {}
 }
 
-interface FileShape {
-  version: 1;
-  entries: Record<string, { v: string; exp?: number }>;
+const FileEntrySchema = z.strictObject({ v: z.string().regex(/^v1\./, 'not a sealed value'), exp: z.number().optional() });
+const OAuthSectionSchema = z.record(z.string(), FileEntrySchema);
+type FileEntry = z.infer<typeof FileEntrySchema>;
+
+/** Validates the registry file's `"oauth"` section: sealed values only. */
+export function parseOAuthSection(file: RegistryFile): Record<string, FileEntry> {
+  const r = OAuthSectionSchema.safeParse(file.section('oauth') ?? {});
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new ConfigError(`${file.path}: invalid field oauth${issue.path.length ? `, entry ${JSON.stringify(String(issue.path[0]))}` : ''}: ${issue.message}`);
+  }
+  return r.data;
 }
 
 /**
- * A JSON file beside the registry file (`<BROKER_CONFIG>.oauth.json`), mode 0600, rewritten
- * atomically (temp + fsync + rename) by each write, writes serialized. Values are sealed.
+ * Embedded: the `"oauth"` section of BROKER_CONFIG (sealed values only), written by the
+ * registry file's one serialized writer (atomic rewrite, mode 0600). Each write applies its
+ * change to memory only once the file is durable; a `take` removes its entry from memory at
+ * once, so a state is single use even before its write lands.
  */
 export class FileKv implements SealedKv {
-  private data: FileShape = { version: 1, entries: {} };
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly entries = new Map<string, FileEntry>();
 
-  private constructor(readonly path: string) {}
+  private constructor(private readonly file: RegistryFile) {}
 
-  static async open(path: string): Promise<FileKv> {
-    const kv = new FileKv(path);
-    const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') return undefined;
-      throw e;
-    });
-    if (text !== undefined) {
-      const parsed = JSON.parse(text) as FileShape;
-      if (parsed?.version !== 1 || typeof parsed.entries !== 'object') throw new Error(`${path}: not an OAuth secrets file`);
-      kv.data = parsed;
-    }
+  static on(file: RegistryFile): FileKv {
+    const kv = new FileKv(file);
+    for (const [k, e] of Object.entries(parseOAuthSection(file))) kv.entries.set(k, e);
     return kv;
   }
 
   private live(key: string) {
-    const e = this.data.entries[key];
-    if (e && e.exp !== undefined && e.exp <= Date.now()) {
-      delete this.data.entries[key];
-      return undefined;
-    }
-    return e;
+    const e = this.entries.get(key);
+    return e && (e.exp === undefined || e.exp > Date.now()) ? e : undefined;
   }
 
   async get(key: string) {
     return this.live(key)?.v;
   }
   set(key: string, v: string, ttlMs?: number) {
-    return this.mutate(() => {
-      this.data.entries[key] = ttlMs ? { v, exp: Date.now() + ttlMs } : { v };
-    });
+    const entry: FileEntry = ttlMs ? { v, exp: Date.now() + ttlMs } : { v };
+    return this.write((m) => void m.set(key, entry));
   }
   async take(key: string) {
     const e = this.live(key);
     if (!e) return undefined;
-    // Taken at once in memory (single use even before the write lands).
-    delete this.data.entries[key];
-    await this.mutate(() => undefined);
+    this.entries.delete(key);
+    await this.write((m) => void m.delete(key));
     return e.v;
   }
   deletePrefix(prefix: string) {
-    return this.mutate(() => {
-      for (const k of Object.keys(this.data.entries)) if (k.startsWith(prefix)) delete this.data.entries[k];
+    return this.write((m) => {
+      for (const k of [...m.keys()]) if (k.startsWith(prefix)) m.delete(k);
     });
   }
 
-  private mutate(change: () => void): Promise<void> {
-    const run = this.chain.then(async () => {
-      change();
+  /** Imports entries (an older `<BROKER_CONFIG>.oauth.json`); those already present win. */
+  import(entries: Record<string, FileEntry>): Promise<void> {
+    return this.write((m) => {
+      for (const [k, e] of Object.entries(entries)) if (!m.has(k)) m.set(k, e);
+    });
+  }
+
+  /** The change is applied to a copy for the file, then (once durable) to memory. */
+  private write(change: (m: Map<string, FileEntry>) => void): Promise<void> {
+    return this.file.update('oauth', () => {
+      const next = new Map(this.entries);
+      change(next);
       const now = Date.now();
-      for (const [k, e] of Object.entries(this.data.entries)) if (e.exp !== undefined && e.exp <= now) delete this.data.entries[k];
-      await this.write();
+      for (const [k, e] of next) if (e.exp !== undefined && e.exp <= now) next.delete(k);
+      return {
+        value: next.size ? Object.fromEntries(next) : undefined,
+        commit: () => {
+          change(this.entries);
+          for (const [k, e] of this.entries) if (e.exp !== undefined && e.exp <= now) this.entries.delete(k);
+        },
+      };
     });
-    this.chain = run.catch(() => undefined);
-    return run;
-  }
-
-  private async write() {
-    const tmp = `${this.path}.${randomBytes(6).toString('hex')}.tmp`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(this.data, null, 2));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(tmp, this.path);
-    } catch (e) {
-      await unlink(tmp).catch(() => undefined);
-      throw e;
-    }
   }
 
   async close() {
-    await this.chain;
+    await this.file.close();
   }
+}
+
+/** Reads the entries of an older `<BROKER_CONFIG>.oauth.json`; undefined when there is none. */
+export async function readLegacyOAuthFile(path: string): Promise<Record<string, FileEntry> | undefined> {
+  const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return undefined;
+    throw e;
+  });
+  if (text === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  const r = z.object({ version: z.literal(1), entries: OAuthSectionSchema }).safeParse(parsed);
+  if (!r.success) throw new ConfigError(`${path}: not an OAuth secrets file`);
+  return r.data.entries;
 }
 
 /** JSON values sealed under `BROKER_SECRET_KEY`, each authenticated with its own key as label. */

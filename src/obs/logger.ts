@@ -9,7 +9,17 @@ import { expandSecrets, scrub } from '../util/scrub.js';
 export class SecretValues {
   private readonly permanent = new Set<string>();
   private readonly recent = new LRUCache<string, true>({ max: 2000 });
+  /** Values that replace each other (a server's current OAuth tokens): one bounded set per slot. */
+  private readonly slots = new Map<string, string[]>();
   private sorted: string[] | undefined;
+
+  /** The slot's values become these (the previous ones are dropped): renewals do not pile up. */
+  setSlot(slot: string, ...values: Array<string | undefined>) {
+    const kept = values.filter((v): v is string => !!v && v.length >= 4);
+    if (kept.length) this.slots.set(slot, kept);
+    else this.slots.delete(slot);
+    this.sorted = undefined;
+  }
 
   addPermanent(...values: Array<string | undefined>) {
     for (const v of values) if (v && v.length >= 4) this.permanent.add(v);
@@ -24,7 +34,7 @@ export class SecretValues {
   }
   all(): string[] {
     // Raw, JSON-escaped and URL-encoded forms, longest first (util/scrub.ts).
-    this.sorted ??= expandSecrets([...this.permanent, ...this.recent.keys()]);
+    this.sorted ??= expandSecrets([...this.permanent, ...[...this.slots.values()].flat(), ...this.recent.keys()]);
     return this.sorted;
   }
 }

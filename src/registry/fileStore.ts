@@ -10,10 +10,10 @@ import { labelKey, type RegistryStore } from './store.js';
 
 /**
  * Top-level sections of the registry file, each owned by one store: `servers` (this file),
- * `keys` (src/keys). Another section is added by naming it here and giving it a store that
+ * `keys` (src/keys), `oauth` (src/oauth: sealed values only). Another section is added by naming it here and giving it a store that
  * calls RegistryFile.update with its own serialized value, as FileKeyStore does.
  */
-export const REGISTRY_SECTIONS = ['servers', 'keys'] as const;
+export const REGISTRY_SECTIONS = ['servers', 'keys', 'oauth'] as const;
 export type RegistrySection = (typeof REGISTRY_SECTIONS)[number];
 
 /**

@@ -93,6 +93,8 @@ export interface BackgroundOptions {
   leaseMs: number;
   /** Background runs this instance runs at once; more are refused (429). */
   maxRunning: number;
+  /** Of those, what one owner (API key) may run at once; more are refused (429). */
+  maxPerOwner?: number;
 }
 
 /**
@@ -106,6 +108,8 @@ export class BackgroundRuns {
   private readonly local = new Map<string, LocalRun>();
   /** Starts between the capacity check and their registration. */
   private starting = 0;
+  /** Runs (starting or running) per owner; an owner leaves the map with its last run. */
+  private readonly perOwner = new Map<string, number>();
 
   constructor(private readonly o: BackgroundOptions) {
     o.bus.subscribe((e) => {
@@ -118,14 +122,31 @@ export class BackgroundRuns {
   }
 
   /** Records the run as queued, then runs it; resolves once GET on any instance can see it. */
-  async start(id: string, build: (sink: RecordingSink, signal: AbortSignal) => ResponseRun, live?: EventTarget): Promise<Record<string, unknown>> {
-    const { store, logger } = this.o;
+  async start(id: string, build: (sink: RecordingSink, signal: AbortSignal) => ResponseRun, live?: EventTarget, owner = ''): Promise<Record<string, unknown>> {
     if (this.local.size + this.starting >= this.o.maxRunning) {
       throw new RateLimitError('too_many_background_responses', `This instance is already running ${this.o.maxRunning} background responses; try again shortly.`, { headers: retryAfter(1) });
     }
+    const mine = this.perOwner.get(owner) ?? 0;
+    const perOwner = this.o.maxPerOwner ?? this.o.maxRunning;
+    if (mine >= perOwner) {
+      throw new RateLimitError('too_many_background_responses', `This API key is already running ${perOwner} background responses; try again once one ends.`, { headers: retryAfter(1) });
+    }
+    this.perOwner.set(owner, mine + 1);
+    const release = () => {
+      const n = (this.perOwner.get(owner) ?? 1) - 1;
+      if (n > 0) this.perOwner.set(owner, n);
+      else this.perOwner.delete(owner);
+    };
     this.starting++;
     try {
-      return await this.launch(id, build, live);
+      const queued = await this.launch(id, build, live);
+      const running = this.local.get(id);
+      if (running) void running.done.finally(release);
+      else release();
+      return queued;
+    } catch (e) {
+      release();
+      throw e;
     } finally {
       this.starting--;
     }

@@ -3,7 +3,8 @@ import type { Metrics } from '../obs/metrics.js';
 import type { ApprovalService } from '../approvals/service.js';
 import type { Broker, PreparedCall } from '../broker/broker.js';
 import { callItem } from '../broker/items.js';
-import { ApiError } from '../errors/index.js';
+import { ApiError, PermissionError } from '../errors/index.js';
+import type { CallerKey } from '../keys/caller.js';
 import { newId } from '../util/ids.js';
 import { toModelMessages } from './modelView.js';
 import { responseObject, type ResponseState } from './responseObject.js';
@@ -52,6 +53,8 @@ export interface PreparedRun {
   /** Calls approved in this request's input: they run first, before any model sampling. */
   approvedFirst: Array<{ binding: McpBinding; name: string; prepared: Exclude<PreparedCall, { kind: 'approval' }> }>;
   includeEncrypted: boolean;
+  /** The key that started it: a run that outlives its request stops once the key is deleted. */
+  caller?: CallerKey;
 }
 
 /** One response: the agentic loop, its events, its stored result. */
@@ -143,6 +146,9 @@ export class ResponseRun {
   private async loop(): Promise<{ status: 'completed' | 'incomplete'; reason?: string }> {
     for (let turn = 0; turn < this.d.maxIterations; turn++) {
       this.checkAborted();
+      if (this.p.caller?.current && !(await this.p.caller.current())) {
+        throw new PermissionError('api_key_deleted', 'The API key that started this response was deleted; the response stopped.');
+      }
       const started = performance.now();
       let outcome = 'error';
       let result;

@@ -3,6 +3,7 @@ import type { Metrics } from '../obs/metrics.js';
 import type { ApprovalService } from '../approvals/service.js';
 import type { Broker } from '../broker/broker.js';
 import { ConflictError, InvalidRequestError, NotFoundError, UpstreamError } from '../errors/index.js';
+import { callerScope } from '../keys/caller.js';
 import { newId } from '../util/ids.js';
 import { buildContext } from './context.js';
 import { ResponseRun, type PreparedRun } from './run.js';
@@ -68,7 +69,7 @@ export class ResponsesService {
 
   /** Starts a prepared background run; returns the queued response object. */
   startBackground(p: PreparedRun, live?: EventTarget): Promise<Record<string, unknown>> {
-    return this.o.background.start(p.id, (sink, signal) => this.run(p, sink, signal), live);
+    return this.o.background.start(p.id, (sink, signal) => this.run(p, sink, signal), live, p.owner);
   }
 
   async prepare(body: CreateResponse, tools: readonly RequestTool[], owner: string, signal: AbortSignal): Promise<PreparedRun> {
@@ -130,6 +131,7 @@ export class ResponsesService {
       toolset,
       approvedFirst,
       includeEncrypted: body.include?.includes('reasoning.encrypted_content') ?? false,
+      caller: callerScope.getStore(),
     };
   }
 

@@ -39,12 +39,13 @@ const DAY_MS = 24 * 3600_000;
 
 export class MemoryResponseStore implements ResponseStore {
   private readonly cache: LRUCache<string, StoredResponse>;
-  private readonly log: LRUCache<string, string[]>;
+  /** Event logs of background responses, bounded by count and by bytes (each event may repeat the whole output). */
+  private readonly log: LRUCache<string, { events: string[]; bytes: number }>;
   private readonly leases = new Map<string, { instance: string; until: number }>();
   private readonly cancels = new Set<string>();
   private readonly ended = new LRUCache<string, true>({ max: 100_000, ttl: DAY_MS });
 
-  constructor(o: { max?: number; maxBytes?: number; ttlMs?: number } = {}) {
+  constructor(o: { max?: number; maxBytes?: number; ttlMs?: number; maxEventBytes?: number } = {}) {
     this.cache = new LRUCache<string, StoredResponse>({
       max: o.max ?? 10_000,
       maxSize: o.maxBytes ?? 512 * 1024 * 1024,
@@ -52,7 +53,7 @@ export class MemoryResponseStore implements ResponseStore {
       sizeCalculation: (r) => Math.max(1, transcriptSize(r.transcript) + JSON.stringify(r.response).length),
       ttl: o.ttlMs ?? 30 * DAY_MS,
     });
-    this.log = new LRUCache<string, string[]>({ max: 10_000, ttl: DAY_MS });
+    this.log = new LRUCache<string, { events: string[]; bytes: number }>({ max: 10_000, maxSize: o.maxEventBytes ?? 256 * 1024 * 1024, sizeCalculation: (l) => Math.max(1, l.bytes), ttl: DAY_MS });
   }
 
   async put(r: StoredResponse) {
@@ -66,12 +67,13 @@ export class MemoryResponseStore implements ResponseStore {
     return this.cache.delete(id);
   }
   async appendEvent(id: string, event: string) {
-    const list = this.log.get(id) ?? [];
-    list.push(event);
-    this.log.set(id, list);
+    const log = this.log.get(id) ?? { events: [], bytes: 0 };
+    log.events.push(event);
+    log.bytes += event.length;
+    this.log.set(id, log);
   }
   async events(id: string, after: number) {
-    return (this.log.get(id) ?? []).slice(Math.max(0, after + 1));
+    return (this.log.get(id)?.events ?? []).slice(Math.max(0, after + 1));
   }
   async setLease(id: string, instance: string, ttlMs: number) {
     this.leases.set(id, { instance, until: Date.now() + ttlMs });

@@ -4,6 +4,9 @@ import { api, enc } from './api.js';
 import { Badge, DASH, fmtShort, fmtTime, html, rowsFor, LiveStatus, Notice, originOf, prettyJson, safeHttpUrl, show, usePoll } from './ui.js';
 
 const REDACTED = '<redacted>';
+/** How often, and how long, the table watches a server being authorized in another page. */
+const CONNECT_POLL_MS = 2000;
+const CONNECT_WATCH_MS = 10 * 60 * 1000;
 
 /** Turns failures into a notice, and a refused token into a sign-out of that role. */
 function useRunner(onUnauthorized, setNotice) {
@@ -50,7 +53,9 @@ function ServerRow({ row, busy, onTools, onEdit, onRefresh, onConnect, onDelete,
       ${changed.length ? html`<span class="cell-note"><${Badge} tone="warn">${changed.length} changed</${Badge}></span>` : null}
     </td>
     <td data-label="Last error" class=${statusError || status?.last_error ? 'cell-error' : 'none'}>${statusError ?? show(status?.last_error)}</td>
-    <td data-label="Breaker">${breakerText(status?.breaker ?? status?.circuit)}</td>
+    <td data-label="Breaker">${status?.breaker === 'open' || status?.breaker === 'half_open'
+      ? html`<${Badge} tone=${status.breaker === 'open' ? 'bad' : 'warn'}>${status.breaker}</${Badge}>`
+      : breakerText(status?.breaker)}</td>
     <td data-label="OAuth"><${OAuthCell} record=${record} status=${status} /></td>
     <td data-label="Actions" class="actions">
       <button type="button" aria-label=${`Tools ${label}`} onClick=${onTools}>Tools</button>
@@ -69,6 +74,8 @@ export function ServersView({ token, onUnauthorized }) {
   const [form, setForm] = useState(null);
   const [busy, setBusy] = useState({});
   const [connect, setConnect] = useState({});
+  // Labels being authorized in another page → until when to watch for "connected".
+  const [waiting, setWaiting] = useState({});
   const [live, setLive] = useState('');
   const run = useRunner(onUnauthorized, setNotice);
 
@@ -130,8 +137,46 @@ export function ServersView({ token, onUnauthorized }) {
       if (!url) throw new Error('The broker returned no usable authorization URL.');
       setConnect((c) => ({ ...c, [label]: url }));
       window.open(url, '_blank', 'noopener,noreferrer');
-      setNotice({ kind: 'info', text: `Authorize ${label} in the page that opened (or use its link in the table), then come back here.` });
+      setWaiting((w) => ({ ...w, [label]: Date.now() + CONNECT_WATCH_MS }));
+      setNotice({ kind: 'info', text: `Authorize ${label} in the page that opened (or use its link in the table); this table updates when it is connected.` });
     });
+
+  // While an authorization is under way elsewhere, its server's state is checked every few
+  // seconds (bounded) so the table shows "connected" without a reload.
+  useEffect(() => {
+    const labels = Object.keys(waiting);
+    if (!labels.length) return undefined;
+    const stop = (label) =>
+      setWaiting((w) => {
+        const n = { ...w };
+        delete n[label];
+        return n;
+      });
+    const timer = setInterval(async () => {
+      for (const label of labels) {
+        let state;
+        try {
+          state = (await api(token, 'GET', `/admin/servers/${enc(label)}`))?.status?.oauth?.state;
+        } catch (e) {
+          if (e.status === 401) return onUnauthorized();
+          if (e.status === 404) stop(label);
+          continue;
+        }
+        if (state === 'connected') {
+          stop(label);
+          setConnect((c) => {
+            const n = { ...c };
+            delete n[label];
+            return n;
+          });
+          setNotice({ kind: 'info', text: `${label} is connected.` });
+          setLive(`${label} connected`);
+          await load();
+        } else if (Date.now() > waiting[label]) stop(label);
+      }
+    }, CONNECT_POLL_MS);
+    return () => clearInterval(timer);
+  }, [waiting, token]);
 
   const headingRef = useRef(null);
   const closeForm = () => {
@@ -150,7 +195,7 @@ export function ServersView({ token, onUnauthorized }) {
       <h1 id="servers-title" tabindex="-1" ref=${headingRef}>Servers</h1>
       <div class="view-actions">
         <button type="button" class="ghost" onClick=${load}>Reload list</button>
-        ${form ? null : html`<button type="button" class="primary" onClick=${() => setForm({ record: null })}>Add server</button>`}
+        ${form ? null : html`<button type="button" class="primary" onClick=${() => (setNotice(null), setForm({ record: null }))}>Add server</button>`}
       </div>
     </div>
     <${Notice} notice=${notice} onClose=${() => setNotice(null)} />
@@ -173,7 +218,7 @@ export function ServersView({ token, onUnauthorized }) {
                 const label = row.record.server_label;
                 return html`<${ServerRow} key=${label} row=${row} busy=${Boolean(busy[label])} connectUrl=${connect[label]}
                   onTools=${() => (location.hash = `#/servers/${enc(label)}/tools`)}
-                  onEdit=${() => setForm({ record: row.record })}
+                  onEdit=${() => (setNotice(null), setForm({ record: row.record }))}
                   onRefresh=${() => refresh(label)} onConnect=${() => connectOAuth(label)} onDelete=${() => remove(label)} />`;
               })}
             </tbody>
@@ -193,9 +238,9 @@ const FIELDS = [
   { name: 'protocol', kind: 'select', options: ['auto', '2026-07-28', '2025-11-25'], hint: 'MCP revision; auto negotiates.', omitDefault: 'auto' },
   { name: 'require_approval', kind: 'policy', hint: '“always”, “never”, or the OpenAI filter as JSON, e.g. {"never": {"read_only": true}}. Empty means always.', placeholder: 'always' },
   { name: 'allowed_tools', kind: 'list', hint: 'Empty for every tool; names separated by commas, or the OpenAI filter as JSON.', placeholder: 'echo, add' },
-  { name: 'headers', kind: 'json', wide: true, hint: 'A JSON object; values may be ${NAME} references. Stored values are never shown: type them again when editing.', placeholder: '{"Authorization": "Bearer ${CRM_MCP_TOKEN}"}' },
-  { name: 'approval', kind: 'json', wide: true, hint: 'Optional JSON: mode (caller or webhook), webhook_url, webhook_secret, wait_ms.', placeholder: '{"mode": "webhook", "wait_ms": 30000}' },
-  { name: 'oauth', kind: 'json', wide: true, hint: 'Optional JSON for servers behind OAuth: grant, client_id, client_secret, scope.', placeholder: '{"grant": "authorization_code"}' },
+  { name: 'headers', kind: 'json', wide: true, hint: `A JSON object; values may be \${NAME} references. Stored values show as "${REDACTED}": leave that to keep the stored value (same origin only), or type a new one.`, placeholder: '{"Authorization": "Bearer ${CRM_MCP_TOKEN}"}' },
+  { name: 'approval', kind: 'json', wide: true, hint: `Optional JSON: mode (caller or webhook), webhook_url, webhook_secret, wait_ms. A "${REDACTED}" secret is kept as stored.`, placeholder: '{"mode": "webhook", "wait_ms": 30000}' },
+  { name: 'oauth', kind: 'json', wide: true, hint: `Optional JSON for servers behind OAuth: grant, client_id, client_secret, scope. A "${REDACTED}" secret is kept as stored.`, placeholder: '{"grant": "authorization_code"}' },
   { name: 'tool_cache_ttl_s', kind: 'number', hint: 'Seconds a listing is cached (default 300).', placeholder: '300' },
   { name: 'call_timeout_ms', kind: 'number', hint: 'Per-request timeout in ms (default 30000).', placeholder: '30000' },
   { name: 'allow_private_network', kind: 'checkbox', hint: 'Allow loopback and private addresses for this server.' },
@@ -218,8 +263,6 @@ function toForm(record) {
   }
   return v;
 }
-
-const hasRedacted = (o) => o && typeof o === 'object' && Object.values(o).some((x) => x === REDACTED || hasRedacted(x));
 
 /** The record to send, or the field errors found before asking the API. */
 function fromForm(v, original) {
@@ -259,7 +302,6 @@ function fromForm(v, original) {
       const o = json(f.name, text);
       if (o === undefined) continue;
       if (o === null || typeof o !== 'object' || Array.isArray(o)) errors[f.name] = `${f.name} must be a JSON object.`;
-      else if (hasRedacted(o)) errors[f.name] = `Stored secrets are never shown: replace each "${REDACTED}" with the value (or a \${NAME} reference).`;
       else body[f.name] = o;
     } else if (text !== '') body[f.name] = text;
   }

@@ -1,0 +1,42 @@
+import { schemeGuard } from '../../src/oauth/manager.js';
+import { SecretValues } from '../../src/obs/logger.js';
+
+describe('OAuth URL scheme guard', () => {
+  const calls: string[] = [];
+  const inner = async (url: string | URL) => {
+    calls.push(String(url));
+    return new Response('{}');
+  };
+  beforeEach(() => (calls.length = 0));
+
+  it.each([
+    ['https record: plain-http metadata URL refused', false, 'http://as.example/token', false],
+    ['https record: https allowed', false, 'https://as.example/token', true],
+    ['http record (admin chose http): http allowed', true, 'http://127.0.0.1:9/token', true],
+    ['data: always refused', true, 'data:application/json,{}', false],
+    ['file: always refused', true, 'file:///etc/passwd', false],
+    ['credentials in the URL refused', false, 'https://u:p@as.example/token', false],
+  ])('%s', async (_name, allowHttp, url, ok) => {
+    const f = schemeGuard(inner as never, allowHttp);
+    if (ok) {
+      await f(url, {});
+      expect(calls).toEqual([new URL(url).href]);
+    } else {
+      await expect(f(url, {})).rejects.toThrow(/refusing/);
+      expect(calls).toEqual([]);
+    }
+  });
+});
+
+describe('SecretValues slots', () => {
+  it('a renewed token replaces the old one instead of piling up', () => {
+    const s = new SecretValues();
+    s.setSlot('oauth-tokens:crm', 'access-token-0001', 'refresh-token-0001');
+    for (let i = 2; i <= 500; i++) s.setSlot('oauth-tokens:crm', `access-token-${String(i).padStart(4, '0')}`, `refresh-token-${String(i).padStart(4, '0')}`);
+    const all = s.all();
+    expect(all).toContain('access-token-0500');
+    expect(all).not.toContain('access-token-0001');
+    // Each value has a few encoded forms; two values' worth, not a thousand.
+    expect(all.length).toBeLessThan(20);
+  });
+});
