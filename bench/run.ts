@@ -4,7 +4,6 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
-import { setMaxListeners } from 'node:events';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,16 +79,21 @@ async function main() {
   );
   const { proc: broker, base } = await startBroker(config, model.info.url);
 
+  // BENCH_ONLY=transports,list,turns runs only those sections (for A/B work); unset: all.
+  const only = process.env.BENCH_ONLY?.split(',');
+  const run = (name: string) => !only || only.includes(name);
   try {
-    await benchCall(base, mcp.info.url);
-    await benchCallModern(base, mcp.info.modernUrl);
-    await benchTransports(config, model.info.url, mcp.info.url);
-    await benchList(base, mcp.info.url);
-    await benchApprovals(base);
-    await benchResponses(base, mcp.proc, broker.pid!);
-    await benchBreaker(base);
-    await benchGuard(mcp.info.url);
-    await benchRedis(base, config, model.info.url);
+    if (run('call')) await benchCall(base, mcp.info.url);
+    if (run('modern')) await benchCallModern(base, mcp.info.modernUrl);
+    if (run('transports')) await benchTransports(config, model.info.url, mcp.info.url);
+    if (run('list')) await benchList(base, mcp.info.url);
+    if (run('turns')) await benchTurns(config, model.info.url, mcp.info.url);
+    if (only?.includes('profile')) await profile(config, model.info.url);
+    if (run('approvals')) await benchApprovals(base);
+    if (run('responses')) await benchResponses(base, mcp.proc, broker.pid!);
+    if (run('breaker')) await benchBreaker(base);
+    if (run('guard')) await benchGuard(mcp.info.url);
+    if (run('redis')) await benchRedis(base, config, model.info.url);
   } finally {
     broker.kill('SIGKILL');
     mcp.proc.kill();
@@ -100,10 +104,10 @@ async function main() {
   for (const r of rows) console.log(`| ${r.join(' | ')} |`);
 }
 
-async function startBroker(config: string, modelUrl: string, extra: Record<string, string> = {}) {
+async function startBroker(config: string, modelUrl: string, extra: Record<string, string> = {}, nodeArgs: string[] = []) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const proc = spawn(process.execPath, [join(__dirname, '../../dist/main.js')], {
+  const proc = spawn(process.execPath, [...nodeArgs, join(__dirname, '../../dist/main.js')], {
     env: {
       ...process.env,
       PORT: String(port),
@@ -128,10 +132,18 @@ async function startBroker(config: string, modelUrl: string, extra: Record<strin
   return { proc, base };
 }
 
+/**
+ * fetch for the direct SDK clients: the transport hands every POST its session-long signal, on
+ * which fetch leaves an abort listener per request; thousands pile up and slow each later add,
+ * so the direct side got slower through a run. POSTs go without it (nothing here aborts them);
+ * the standalone GET stream keeps it so close() still ends it.
+ */
+const directFetch: typeof fetch = (u, init) => fetch(u, init?.method === 'POST' ? { ...init, signal: undefined } : init);
+
 /** The SDK v2 client the broker uses: a 2025-era session, or pinned to 2026-07-28. */
 async function sdkClient(url: string, era: 'legacy' | 'modern' = 'legacy') {
   const client = new Client({ name: 'bench', version: '1' }, { versionNegotiation: era === 'modern' ? { mode: { pin: '2026-07-28' } } : { mode: 'legacy' } });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { fetch: directFetch }));
   return client;
 }
 
@@ -166,8 +178,10 @@ async function benchCall(base: string, url: string) {
   const body = { tool: { type: 'mcp', server_label: 'fx' }, name: 'echo', arguments: { text: 'bench' } };
   const direct: number[] = [];
   const brokered: number[] = [];
+  let cpu0 = 0;
   for (let i = 0; i < 3200; i++) {
     const warm = i < 200;
+    if (i === 200) cpu0 = await brokerCpuMs(base);
     let t = performance.now();
     await client.callTool({ name: 'echo', arguments: { text: 'bench' } });
     if (!warm) direct.push(performance.now() - t);
@@ -176,6 +190,7 @@ async function benchCall(base: string, url: string) {
     await r.json();
     if (!warm) brokered.push(performance.now() - t);
   }
+  const callCpu = (await brokerCpuMs(base)) - cpu0;
   await client.close();
   const d = summarize(direct);
   const b = summarize(brokered);
@@ -183,6 +198,7 @@ async function benchCall(base: string, url: string) {
   row('POST /v1/mcp/call (p50 / p99)', `${ms(b.p50)} / ${ms(b.p99)}`, '');
   row('broker ÷ direct call, p50', (b.p50 / d.p50).toFixed(2), '≤ 1.15');
   row('broker ÷ direct call, p99', (b.p99 / d.p99).toFixed(2), '≤ 1.3');
+  row('broker CPU per call', ms(callCpu / 3000), '');
 }
 
 /** The broker process's CPU so far (prom-client's process_cpu_* counters read process.cpuUsage()), in ms. */
@@ -204,12 +220,7 @@ async function benchTransports(config: string, modelUrl: string, url: string) {
     undici: await startBroker(config, modelUrl, { BROKER_MCP_TRANSPORT: 'undici' }),
   };
   const direct = new Client({ name: 'bench', version: '1' }, { versionNegotiation: { mode: 'legacy' } });
-  const directT = new StreamableHTTPClientTransport(new URL(url), {
-    fetch: (u, init) => {
-      if (init?.signal) setMaxListeners(1_000_000, init.signal);
-      return fetch(u, init);
-    },
-  });
+  const directT = new StreamableHTTPClientTransport(new URL(url), { fetch: directFetch });
   await direct.connect(directT);
   const args = { name: 'echo', arguments: { text: 'bench' } };
   const body = { tool: { type: 'mcp', server_label: 'fx' }, name: 'echo', arguments: { text: 'bench' } };
@@ -279,6 +290,96 @@ async function benchTransports(config: string, modelUrl: string, url: string) {
   brokers.undici.proc.kill('SIGKILL');
 }
 
+/**
+ * A Responses turn (cached listing, model → tools/call → model) against its floor: the same two
+ * model POSTs (non-streamed, same client) and one direct warm v2 SDK callTool, made in the same
+ * loop. One broker per model client (UPSTREAM_CLIENT=undici | openai), blocks interleaved;
+ * broker CPU per turn from its process.cpuUsage counters.
+ */
+async function benchTurns(config: string, modelUrl: string, url: string) {
+  const brokers = {
+    undici: await startBroker(config, modelUrl, { UPSTREAM_CLIENT: 'undici' }),
+    openai: await startBroker(config, modelUrl, { UPSTREAM_CLIENT: 'openai' }),
+  };
+  const direct = await sdkClient(url);
+  const tool = { type: 'function', function: { name: 'add', description: 'Add two numbers', parameters: { type: 'object', properties: { a: { type: 'number' }, b: { type: 'number' } }, required: ['a', 'b'] } } };
+  const user = { role: 'user', content: 'add' };
+  const floor = async () => {
+    const r1 = await post(modelUrl, '/chat/completions', { model: 'm', messages: [user], tools: [tool], tool_choice: 'auto', parallel_tool_calls: true, stream: false }, 'k');
+    const c1 = await r1.json();
+    const call = c1.choices[0].message.tool_calls[0];
+    const out = await direct.callTool({ name: call.function.name, arguments: JSON.parse(call.function.arguments) });
+    const text = (out.content as Array<{ text: string }>).map((c) => c.text).join('');
+    const r2 = await post(modelUrl, '/chat/completions', {
+      model: 'm',
+      messages: [user, { role: 'assistant', content: null, tool_calls: [call] }, { role: 'tool', tool_call_id: call.id, content: text }],
+      tools: [tool],
+      tool_choice: 'auto',
+      parallel_tool_calls: true,
+      stream: false,
+    }, 'k');
+    const c2 = await r2.json();
+    if (!c2.choices[0].message.content) throw new Error('floor: no answer');
+  };
+  const tools = [{ type: 'mcp', server_label: 'fx', require_approval: 'never' }];
+  const turn = (base: string) => async () => {
+    const r = await post(base, '/v1/responses', { model: 'm', input: 'add', tools });
+    const body = await r.json();
+    if (body.status !== 'completed' || !body.output.some((o: { type: string }) => o.type === 'mcp_call')) throw new Error(`bench turn failed: ${JSON.stringify(body).slice(0, 300)}`);
+  };
+  const variants: Array<{ name: string; call: () => Promise<unknown>; base?: string }> = [
+    { name: 'floor', call: floor },
+    { name: 'undici', call: turn(brokers.undici.base), base: brokers.undici.base },
+    { name: 'openai', call: turn(brokers.openai.base), base: brokers.openai.base },
+  ];
+  const lat: Record<string, number[]> = { floor: [], undici: [], openai: [] };
+  const cpu: Record<string, number> = { floor: 0, undici: 0, openai: 0 };
+  const blocks = Number(process.env.BENCH_TURN_BLOCKS ?? 24);
+  const per = 25;
+  for (let b = 0; b < blocks + 2; b++) {
+    const order = [...variants.slice(b % 3), ...variants.slice(0, b % 3)];
+    for (const v of order) {
+      const c0 = v.base ? await brokerCpuMs(v.base) : 0;
+      for (let i = 0; i < per; i++) {
+        const t = performance.now();
+        await v.call();
+        if (b >= 2) lat[v.name]!.push(performance.now() - t);
+      }
+      if (v.base && b >= 2) cpu[v.name]! += (await brokerCpuMs(v.base)) - c0;
+    }
+  }
+  const n = blocks * per;
+  const f = summarize(lat.floor!);
+  row('floor: 2 direct model POSTs + 1 direct SDK callTool, same loop (p50 / p99)', `${ms(f.p50)} / ${ms(f.p99)}`, '');
+  for (const c of ['undici', 'openai'] as const) {
+    const s = summarize(lat[c]!);
+    row(`Responses turn, UPSTREAM_CLIENT=${c} (p50 / p99)`, `${ms(s.p50)} / ${ms(s.p99)}`, '');
+    row(`Responses turn ÷ floor p50, ${c} model client`, (s.p50 / f.p50).toFixed(2), '≤ 1.2 (aim ≤ 1.0)');
+    row(`broker CPU per turn, ${c} model client`, ms(cpu[c]! / n), '');
+  }
+  row('broker CPU per turn, undici ÷ openai model client', (cpu.undici! / cpu.openai!).toFixed(2), '');
+  await direct.close();
+  brokers.undici.proc.kill('SIGKILL');
+  brokers.openai.proc.kill('SIGKILL');
+}
+
+/** BENCH_ONLY=profile: a broker under --cpu-prof (into BENCH_PROFILE_DIR) runs turns, then list_tools, then calls. */
+async function profile(config: string, modelUrl: string) {
+  const dir = process.env.BENCH_PROFILE_DIR ?? mkdtempSync(join(tmpdir(), 'prof-'));
+  const b = await startBroker(config, modelUrl, {}, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+  const what = process.env.BENCH_PROFILE ?? 'turn';
+  const tools = [{ type: 'mcp', server_label: 'fx', require_approval: 'never' }];
+  for (let i = 0; i < 1500; i++) {
+    if (what === 'turn') await (await post(b.base, '/v1/responses', { model: 'm', input: 'add', tools })).json();
+    else if (what === 'list') await (await post(b.base, '/v1/mcp/list_tools', { tool: { type: 'mcp', server_label: 'fx' } })).json();
+    else await (await post(b.base, '/v1/mcp/call', { tool: { type: 'mcp', server_label: 'fx' }, name: 'echo', arguments: { text: 'bench' } })).json();
+  }
+  const exited = new Promise((r) => b.proc.once('exit', r));
+  b.proc.kill('SIGTERM');
+  await exited;
+  console.log(`profile in ${dir}`);
+}
+
 async function benchList(base: string, url: string) {
   const client = await sdkClient(url);
   const body = { tool: { type: 'mcp', server_label: 'fx' } };
@@ -286,7 +387,9 @@ async function benchList(base: string, url: string) {
   const direct: number[] = [];
   const cached: number[] = [];
   const floor: number[] = [];
+  let cpu0 = 0;
   for (let i = 0; i < 1100; i++) {
+    if (i === 100) cpu0 = await brokerCpuMs(base);
     let t = performance.now();
     await client.listTools(undefined, { cacheMode: 'bypass' });
     if (i >= 100) direct.push(performance.now() - t);
@@ -297,6 +400,7 @@ async function benchList(base: string, url: string) {
     await (await post(noop.info.url, '', body)).json();
     if (i >= 100) floor.push(performance.now() - t);
   }
+  const listCpu = ((await brokerCpuMs(base)) - cpu0) / 1000;
   await client.close();
   noop.proc.kill();
   row('floor: express no-op JSON round trip, same client (p50)', ms(summarize(floor).p50), '');
@@ -304,7 +408,9 @@ async function benchList(base: string, url: string) {
   const c = summarize(cached);
   row('listTools direct SDK (p50)', ms(d.p50), '');
   row('POST /v1/mcp/list_tools cached (p50)', ms(c.p50), '');
-  row('cached list_tools ÷ direct listTools, p50', (c.p50 / d.p50).toFixed(2), '≤ 0.1');
+  row('cached list_tools ÷ direct listTools, p50', (c.p50 / d.p50).toFixed(2), '≤ 0.25');
+  row('express no-op floor ÷ direct listTools, p50 (the least a cached list can cost)', (summarize(floor).p50 / d.p50).toFixed(2), '');
+  row('broker CPU per cached list_tools', ms(listCpu), '');
 }
 
 async function benchApprovals(base: string) {

@@ -25,7 +25,8 @@ import { SecretValues } from './obs/logger.js';
 import { ResponsesService } from './responses/service.js';
 import { BackgroundRuns } from './responses/background.js';
 import { responsesRoutes } from './http/routes/responses.js';
-import { OpenAIModelClient } from './responses/upstream/client.js';
+import { OpenAIModelClient, type ModelClient } from './responses/upstream/client.js';
+import { UndiciModelClient } from './responses/upstream/undiciClient.js';
 import { ChatCompletionsAdapter } from './responses/upstream/chatCompletions.js';
 import { ResponsesAdapter } from './responses/upstream/responsesApi.js';
 import type { ModelAdapter } from './responses/upstream/types.js';
@@ -195,8 +196,10 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   const readiness: Readiness = { loaded: true, draining: false, storeHealthy: () => st.healthy() };
   const credentials = new Credentials({ adminToken: o.adminToken, approverToken: env.BROKER_APPROVER_TOKEN, apiKeys: env.BROKER_API_KEYS, keys });
   let adapter: ModelAdapter | undefined;
+  let modelClient: ModelClient | undefined;
   if (env.UPSTREAM_BASE_URL) {
-    const client = new OpenAIModelClient({ baseURL: env.UPSTREAM_BASE_URL, apiKey: env.UPSTREAM_API_KEY ?? 'unset', timeoutMs: env.UPSTREAM_TIMEOUT_MS });
+    const mo = { baseURL: env.UPSTREAM_BASE_URL, apiKey: env.UPSTREAM_API_KEY ?? 'unset', timeoutMs: env.UPSTREAM_TIMEOUT_MS };
+    const client = (modelClient = env.UPSTREAM_CLIENT === 'openai' ? new OpenAIModelClient(mo) : new UndiciModelClient(mo));
     adapter = env.UPSTREAM_API === 'responses' ? new ResponsesAdapter(client) : new ChatCompletionsAdapter(client);
     adapter = traceModelCalls(adapter, { provider: 'openai', baseUrl: env.UPSTREAM_BASE_URL });
   }
@@ -248,6 +251,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
       await Promise.race([background.drain(), new Promise((r) => setTimeout(r, 2000).unref())]);
       await webhooks.close();
       await upstreams.close();
+      await modelClient?.close?.();
       await oauth.close();
       await st.close();
     },

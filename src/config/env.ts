@@ -26,6 +26,8 @@ export const EnvSchema = z.object({
   UPSTREAM_API_KEY: optionalString,
   UPSTREAM_API: z.enum(['chat_completions', 'responses']).default('chat_completions'),
   UPSTREAM_TIMEOUT_MS: int(120000, 1000),
+  /** The model upstream's HTTP client: undici (default), or the `openai` package (for A/B). */
+  UPSTREAM_CLIENT: z.enum(['undici', 'openai']).default('undici'),
   APPROVAL_WEBHOOK_URL: optionalString,
   APPROVAL_WEBHOOK_SECRET: optionalString,
   APPROVAL_TTL_S: int(900, 1),

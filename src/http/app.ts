@@ -8,6 +8,7 @@ import { serverSpans } from '../obs/tracing.js';
 import { approvalVisibility, authenticate, bindCaller, limitRate, type Credentials } from './auth.js';
 import type { RateLimiter } from '../keys/rateLimit.js';
 import type { KeyStore } from '../keys/store.js';
+import { jsonBody } from './body.js';
 import { errorHandler, notFoundRoute, sendError } from './errorHandler.js';
 import { adminRoutes } from './routes/admin.js';
 import { approvalRoutes } from './routes/approvals.js';
@@ -76,7 +77,7 @@ export function createApp(d: AppDeps): Express {
   });
 
   // Authentication runs before the body is read: no credential → 401 even for a bad body.
-  const json = express.json({ limit: d.maxBodyBytes, type: () => true });
+  const json = jsonBody(d.maxBodyBytes);
   // Every /v1/* request of a named key counts toward its rate limit; grants bind after the body.
   const limit = limitRate(d.rateLimiter);
   app.use('/console', consoleRoutes());

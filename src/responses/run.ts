@@ -177,6 +177,7 @@ export class ResponseRun {
     const ts = this.p.toolset;
     return {
       model: b.model,
+      stream: this.sink.streaming,
       instructions: b.instructions ?? null,
       messages: toModelMessages([...this.p.ctx.transcript, ...this.out.added], ts.fnNameOf),
       tools: ts.modelTools,

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { transcriptSize } from './size.js';
 import type { Entry } from './transcript.js';
 
 export interface StoredResponse {
@@ -48,8 +49,8 @@ export class MemoryResponseStore implements ResponseStore {
     this.cache = new LRUCache<string, StoredResponse>({
       max: o.max ?? 10_000,
       maxSize: o.maxBytes ?? 512 * 1024 * 1024,
-      // Rough size: the serialized transcript dominates.
-      sizeCalculation: (r) => Math.max(1, JSON.stringify(r.transcript).length + JSON.stringify(r.response).length),
+      // Rough size: the serialized transcript dominates (each entry measured once: ./size.js).
+      sizeCalculation: (r) => Math.max(1, transcriptSize(r.transcript) + JSON.stringify(r.response).length),
       ttl: o.ttlMs ?? 30 * DAY_MS,
     });
     this.log = new LRUCache<string, { events: string[]; bytes: number }>({ max: 10_000, maxSize: o.maxEventBytes ?? 256 * 1024 * 1024, sizeCalculation: (l) => Math.max(1, l.bytes), ttl: DAY_MS });

@@ -55,6 +55,32 @@ function listingInContext(context: readonly Entry[], label: string): McpListTool
   return undefined;
 }
 
+/**
+ * What the model is shown of a listing, derived once per listing object: a catalog tool (stable
+ * while its listing is cached) and a listing item in context (stored, not changed) map to the
+ * same ExposedTool every time. Policy filtering still runs per request (layers differ per caller).
+ */
+const exposedOfTool = new WeakMap<object, ExposedTool>();
+const exposedOfItem = new WeakMap<McpListToolsItem, ExposedTool[]>();
+
+function exposedFromCatalog(t: { tool: { name: string; description?: string; inputSchema: unknown }; readOnly: boolean }): ExposedTool {
+  let e = exposedOfTool.get(t.tool);
+  if (!e || e.readOnly !== t.readOnly) {
+    e = { name: t.tool.name, description: t.tool.description ?? null, input_schema: t.tool.inputSchema, readOnly: t.readOnly };
+    exposedOfTool.set(t.tool, e);
+  }
+  return e;
+}
+
+function exposedFromItem(item: McpListToolsItem): ExposedTool[] {
+  let e = exposedOfItem.get(item);
+  if (!e) {
+    e = item.tools.map((t) => ({ name: t.name, description: t.description ?? null, input_schema: t.input_schema, readOnly: t.annotations?.read_only === true }));
+    exposedOfItem.set(item, e);
+  }
+  return e;
+}
+
 /** The request's tools, already validated by the HTTP layer, become what the model sees. */
 export async function buildToolset(
   rawTools: readonly RequestTool[],
@@ -103,13 +129,11 @@ export async function buildToolset(
       const server = servers[i]!;
       const inContext = listingInContext(context, param.server_label);
       if (inContext) {
-        const tools = inContext.tools
-          .map((t) => ({ name: t.name, description: t.description ?? null, input_schema: t.input_schema, readOnly: t.annotations?.read_only === true }))
-          .filter((t) => effectiveAllowed({ name: t.name, readOnly: t.readOnly }, server.layers));
+        const tools = exposedFromItem(inContext).filter((t) => effectiveAllowed({ name: t.name, readOnly: t.readOnly }, server.layers));
         return { index, param, server, tools, listing: undefined };
       }
       const listed = await o.broker.listTools(server, { signal: o.signal, capacity: 'item' });
-      const tools = listed.tools.map((t) => ({ name: t.tool.name, description: t.tool.description ?? null, input_schema: t.tool.inputSchema, readOnly: t.readOnly }));
+      const tools = listed.tools.map(exposedFromCatalog);
       return { index, param, server, tools, listing: listed.item };
     }),
   );

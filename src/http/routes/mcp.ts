@@ -5,6 +5,7 @@ import { McpToolParamSchema } from '../../broker/toolParam.js';
 import { apiCaller, apiOwner } from '../auth.js';
 import { parseInput } from '../validate.js';
 import { abortOnClose } from '../abort.js';
+import { sendJson } from '../body.js';
 
 export const ListToolsBody = z.object({ tool: McpToolParamSchema });
 export const CallBody = z.object({
@@ -23,7 +24,7 @@ export function mcpRoutes(broker: Broker): Router {
     const server = await broker.resolve(body.tool, 'tool', apiCaller(req));
     const { item, cache } = await broker.listTools(server, { signal: abortOnClose(req, res) });
     res.setHeader('x-mcp-cache', cache);
-    res.json(item);
+    sendJson(res, item);
   });
 
   r.post('/call', async (req, res) => {
@@ -34,7 +35,7 @@ export function mcpRoutes(broker: Broker): Router {
       { name: body.name, arguments: body.arguments ?? undefined, approval_request_id: body.approval_request_id ?? undefined },
       { owner: apiOwner(req), signal: abortOnClose(req, res), capacity: 'throw' },
     );
-    res.json(result.item);
+    sendJson(res, result.item);
   });
 
   return r;

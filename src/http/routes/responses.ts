@@ -7,6 +7,7 @@ import type { ResponsesService } from '../../responses/service.js';
 import { StreamSink, silentSink, type EventTarget } from '../../responses/sink.js';
 import { apiOwner } from '../auth.js';
 import { abortOnClose } from '../abort.js';
+import { sendJson } from '../body.js';
 import { sendError, toApiError } from '../errorHandler.js';
 import { parseInput } from '../validate.js';
 
@@ -87,7 +88,7 @@ export function responsesRoutes(service: ResponsesService, o: { keepAliveMs?: nu
     const run = service.run(prepared, sink, signal);
     try {
       const response = await run.run();
-      if (!body.stream) res.json(response);
+      if (!body.stream) sendJson(res, response);
     } catch (err) {
       const api = toApiError(err);
       if (!api || res.headersSent) throw err;

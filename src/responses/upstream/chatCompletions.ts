@@ -1,4 +1,4 @@
-import type { ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionCreateParamsStreaming } from 'openai/resources/chat/completions.js';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionCreateParamsStreaming } from 'openai/resources/chat/completions.js';
 import { InvalidRequestError } from '../../errors/index.js';
 import { newId } from '../../util/ids.js';
 import type { ContentPart, TextParam } from '../schema.js';
@@ -101,7 +101,12 @@ export class ChatCompletionsAdapter implements ModelAdapter {
   constructor(private readonly client: ModelClient) {}
 
   async turn(req: TurnRequest, onEvent: (e: TurnEvent) => void, signal: AbortSignal): Promise<TurnResult> {
-    const stream = await this.client.stream('/chat/completions', chatBody(req) as unknown as Record<string, unknown>, signal);
+    const body = chatBody(req) as unknown as Record<string, unknown>;
+    let stream: AsyncIterable<unknown> | Iterable<unknown>;
+    if (req.stream === false) {
+      delete body.stream_options;
+      stream = [asChunk((await this.client.json('/chat/completions', { ...body, stream: false }, signal)) as ChatCompletion)];
+    } else stream = await this.client.stream('/chat/completions', body, signal);
     // Parts in the order they first appeared: text and refusal are separate content parts.
     const parts: Array<{ type: 'output_text' | 'refusal'; text: string }> = [];
     const calls = new Map<number, { key: string; fcId: string; callId: string; name: string; arguments: string; started: boolean }>();
@@ -167,6 +172,25 @@ export class ChatCompletionsAdapter implements ModelAdapter {
     }
     return { items, usage, ...(serviceTier ? { serviceTier } : {}) };
   }
+}
+
+/** A whole completion as the one chunk that would have said all of it. */
+export function asChunk(c: ChatCompletion): ChatCompletionChunk {
+  const m = c.choices?.[0]?.message;
+  const delta: ChatCompletionChunk.Choice.Delta = {};
+  if (m?.content) delta.content = m.content;
+  if (m?.refusal) delta.refusal = m.refusal;
+  const calls = (m?.tool_calls ?? []).filter((t) => t.type === 'function');
+  if (calls.length) delta.tool_calls = calls.map((t, index) => ({ index, id: t.id, type: 'function' as const, function: { name: t.function.name, arguments: t.function.arguments } }));
+  return {
+    id: c.id,
+    object: 'chat.completion.chunk',
+    created: c.created,
+    model: c.model,
+    ...(c.service_tier ? { service_tier: c.service_tier } : {}),
+    ...(c.usage ? { usage: c.usage } : {}),
+    choices: [{ index: 0, delta, finish_reason: c.choices?.[0]?.finish_reason ?? null }],
+  };
 }
 
 /** Responses `text.format` → Chat Completions `response_format`. */

@@ -6,24 +6,41 @@ import { UpstreamAbortError, UpstreamConnectionError, UpstreamHttpError, Upstrea
  * and iterate the parsed `data:` objects of its SSE answer. Failures are the classes of
  * ./errors.js, whatever library is underneath, so a leaner client can replace this one.
  */
+export type ModelPath = '/chat/completions' | '/responses';
+
 export interface ModelClient {
-  stream(path: '/chat/completions' | '/responses', body: Record<string, unknown>, signal: AbortSignal): Promise<AsyncIterable<unknown>>;
+  stream(path: ModelPath, body: Record<string, unknown>, signal: AbortSignal): Promise<AsyncIterable<unknown>>;
+  /** The same POST answered as one JSON body (`stream: false`), for turns nobody watches stream. */
+  json(path: ModelPath, body: Record<string, unknown>, signal: AbortSignal): Promise<unknown>;
+  close?(): Promise<void>;
 }
 
 /** The official `openai` package as the HTTP client (retries off; the broker decides). */
 export class OpenAIModelClient implements ModelClient {
   private readonly client: OpenAI;
+  private readonly timeoutMs: number;
 
   constructor(o: { baseURL: string; apiKey: string; timeoutMs: number }) {
+    this.timeoutMs = o.timeoutMs;
     this.client = new OpenAI({ baseURL: o.baseURL, apiKey: o.apiKey, timeout: o.timeoutMs, maxRetries: 0 });
   }
 
-  async stream(path: '/chat/completions' | '/responses', body: Record<string, unknown>, signal: AbortSignal): Promise<AsyncIterable<unknown>> {
+  async json(path: ModelPath, body: Record<string, unknown>, signal: AbortSignal): Promise<unknown> {
+    const t0 = performance.now();
+    try {
+      return await this.client.post(path, { body: { ...body, stream: false }, signal });
+    } catch (e) {
+      throw this.timedOut(translate(e), t0);
+    }
+  }
+
+  async stream(path: ModelPath, body: Record<string, unknown>, signal: AbortSignal): Promise<AsyncIterable<unknown>> {
     let s: AsyncIterable<unknown>;
+    const t0 = performance.now();
     try {
       s = (await this.client.post(path, { body: { ...body, stream: true }, stream: true, signal })) as AsyncIterable<unknown>;
     } catch (e) {
-      throw translate(e);
+      throw this.timedOut(translate(e), t0);
     }
     return {
       async *[Symbol.asyncIterator]() {
@@ -36,6 +53,11 @@ export class OpenAIModelClient implements ModelClient {
         if (signal.aborted) throw new UpstreamAbortError('The request was aborted.');
       },
     };
+  }
+
+  /** The package cannot tell its own timeout from a network error when the abort comes from another realm (jest): the clock can. */
+  private timedOut(e: Error, t0: number): Error {
+    return e instanceof UpstreamConnectionError && performance.now() - t0 >= this.timeoutMs ? new UpstreamTimeoutError('The model upstream timed out.') : e;
   }
 }
 
@@ -51,7 +73,9 @@ function translate(err: unknown): Error {
     const ra = Number(err.headers?.get?.('retry-after'));
     return new UpstreamHttpError(err.status, message, Number.isFinite(ra) && ra > 0 ? ra : undefined);
   }
-  if (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError')) return new UpstreamAbortError('The request was aborted.');
-  if (err instanceof Error && /terminated|ECONNRESET|socket|network/i.test(err.message)) return new UpstreamConnectionError('The connection to the model upstream broke.');
-  return err instanceof Error ? err : new Error(String(err));
+  // Errors from fetch may come from another realm (jest): judged by shape, not by class.
+  const e = (typeof err === 'object' && err !== null ? err : {}) as { name?: unknown; message?: unknown };
+  if (e.name === 'AbortError' || e.name === 'TimeoutError') return new UpstreamAbortError('The request was aborted.');
+  if (typeof e.message === 'string' && /terminated|ECONNRESET|socket|network/i.test(e.message)) return new UpstreamConnectionError('The connection to the model upstream broke.');
+  return err instanceof Error ? err : new Error(typeof e.message === 'string' ? e.message : String(err));
 }

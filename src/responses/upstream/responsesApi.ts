@@ -1,4 +1,4 @@
-import type { ResponseCreateParamsStreaming, ResponseInputItem, ResponseStreamEvent } from 'openai/resources/responses/responses.js';
+import type { Response, ResponseCreateParamsStreaming, ResponseInputItem, ResponseStreamEvent } from 'openai/resources/responses/responses.js';
 import { newId } from '../../util/ids.js';
 import type { ModelClient } from './client.js';
 import { UpstreamStreamError } from './errors.js';
@@ -55,7 +55,9 @@ export class ResponsesAdapter implements ModelAdapter {
   constructor(private readonly client: ModelClient) {}
 
   async turn(req: TurnRequest, onEvent: (e: TurnEvent) => void, signal: AbortSignal): Promise<TurnResult> {
-    const stream = await this.client.stream('/responses', responsesBody(req) as unknown as Record<string, unknown>, signal);
+    const body = responsesBody(req) as unknown as Record<string, unknown>;
+    const stream: AsyncIterable<unknown> | Iterable<unknown> =
+      req.stream === false ? asEvents((await this.client.json('/responses', { ...body, stream: false }, signal)) as Response) : await this.client.stream('/responses', body, signal);
     const items: TurnItem[] = [];
     const usage = zeroUsage();
     let serviceTier: string | undefined;
@@ -121,6 +123,14 @@ export class ResponsesAdapter implements ModelAdapter {
     }
     return { items, usage, ...(serviceTier ? { serviceTier } : {}) };
   }
+}
+
+/** A whole response as the events that end its stream: each item's `done`, then how it ended. */
+export function asEvents(r: Response): unknown[] {
+  const out: unknown[] = (r.output ?? []).map((item, output_index) => ({ type: 'response.output_item.done', output_index, item }));
+  if (r.status === 'failed' || r.error) out.push({ type: 'response.failed', response: r });
+  else out.push({ type: r.status === 'incomplete' ? 'response.incomplete' : 'response.completed', response: r });
+  return out;
 }
 
 function toTurnItem(item: { type: string } & Record<string, unknown>): TurnItem | undefined {

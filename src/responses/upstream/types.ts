@@ -20,6 +20,8 @@ export type ModelToolChoice = 'auto' | 'none' | 'required' | { name: string };
 
 export interface TurnRequest {
   model: string;
+  /** false: nobody watches this turn stream, so it is asked for as one JSON answer (default true). */
+  stream?: boolean;
   instructions: string | null;
   messages: ModelMessage[];
   tools: ModelTool[];
