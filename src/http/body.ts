@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import express, { type RequestHandler, type Response } from 'express';
 
 /**
@@ -10,6 +11,8 @@ import express, { type RequestHandler, type Response } from 'express';
 export function jsonBody(limit: number): RequestHandler {
   const general = express.json({ limit, type: () => true });
   return (req, res, next) => {
+    // The request's async context (a trace span) carries over the stream's callbacks, as body-parser's does.
+    next = AsyncResource.bind(next);
     const h = req.headers;
     const enc = h['content-encoding'];
     const ct = h['content-type'];
