@@ -1,7 +1,7 @@
 /**
  * npm run bench:tracing — what OpenTelemetry costs. Three brokers side by side, each its own
  * process, against one SDK MCP server and one instant fake model:
- *   base: a build of the code without tracing (BENCH_BASELINE_MAIN, default: `main` built
+ *   base: a build of the code without tracing (BENCH_BASELINE_MAIN, default: the last commit before tracing landed, built
  *         into a temporary directory), so "off" can be compared with "no tracing code at all";
  *   off:  this build, no OTEL_* variables (the SDK is never loaded);
  *   on:   this build exporting http/protobuf to a local OTLP receiver (every span sampled).
@@ -41,7 +41,8 @@ function child<T>(file: string): Promise<{ proc: ChildProcess; info: T }> {
 function baselineMain(): string {
   if (process.env.BENCH_BASELINE_MAIN) return process.env.BENCH_BASELINE_MAIN;
   const dir = mkdtempSync(join(tmpdir(), 'bench-base-'));
-  const ref = process.env.BENCH_BASELINE_REF ?? 'main';
+  // The last main before tracing landed (the perf2 merge): the same code without any tracing.
+  const ref = process.env.BENCH_BASELINE_REF ?? '1954429';
   execFileSync('sh', ['-c', `git -C "${ROOT}" archive ${ref} | tar -x -C "${dir}"`]);
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
   execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.build.json')], { stdio: 'inherit' });
