@@ -33,7 +33,14 @@ export class MemoryKv implements SealedKv {
     return this.live(key);
   }
   async set(key: string, v: string, ttlMs?: number) {
-    this.map.set(key, { v, exp: ttlMs ? Date.now() + ttlMs : undefined });
+    const now = Date.now();
+    // Expired entries (authorization states never redeemed) go as new ones come: no growth.
+    for (const [k, e] of this.map) if (e.exp !== undefined && e.exp <= now) this.map.delete(k);
+    this.map.set(key, { v, exp: ttlMs ? now + ttlMs : undefined });
+  }
+  /** Entries held now, expired or not (for tests of the bound). */
+  get size(): number {
+    return this.map.size;
   }
   async take(key: string) {
     // Read and delete in one synchronous step: concurrent takes get it once.

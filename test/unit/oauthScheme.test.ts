@@ -40,3 +40,15 @@ describe('SecretValues slots', () => {
     expect(all.length).toBeLessThan(20);
   });
 });
+
+describe('MemoryKv', () => {
+  it('expired entries (states never redeemed) are dropped as new ones are written', async () => {
+    const { MemoryKv } = await import('../../src/oauth/store.js');
+    const kv = new MemoryKv();
+    for (let i = 0; i < 200; i++) await kv.set(`state:${i}`, 'sealed', 1);
+    await new Promise((r) => setTimeout(r, 10));
+    await kv.set('state:last', 'sealed', 60_000);
+    expect(kv.size).toBe(1);
+    expect(await kv.get('state:last')).toBe('sealed');
+  });
+});
