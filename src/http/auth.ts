@@ -25,9 +25,9 @@ export class Credentials {
   private readonly admin: Buffer;
   private readonly approver: Buffer | undefined;
   private readonly apiKeys: Buffer[];
-  private readonly keys: Pick<KeyStore, 'find' | 'size' | 'get'> | undefined;
+  private readonly keys: Pick<KeyStore, 'find' | 'size' | 'local'> | undefined;
 
-  constructor(o: { adminToken: string; approverToken?: string; apiKeys: readonly string[]; keys?: Pick<KeyStore, 'find' | 'size' | 'get'> }) {
+  constructor(o: { adminToken: string; approverToken?: string; apiKeys: readonly string[]; keys?: Pick<KeyStore, 'find' | 'size' | 'local'> }) {
     this.admin = digest(o.adminToken);
     this.approver = o.approverToken ? digest(o.approverToken) : undefined;
     this.apiKeys = o.apiKeys.map(digest);
@@ -48,7 +48,7 @@ export class Credentials {
     for (const k of this.apiKeys) hit = timingSafeEqual(d, k) || hit;
     if (hit) return { kind: 'api', owner: d.toString('hex').slice(0, 32), key: UNRESTRICTED };
     const named = this.keys?.find(d);
-    return named ? { kind: 'api', owner: ownerOfKey(named), key: callerOfKey(named, (name) => this.keys!.get(name)) } : undefined;
+    return named ? { kind: 'api', owner: ownerOfKey(named), key: callerOfKey(named, async (name) => this.keys!.local(name)) } : undefined;
   }
 }
 

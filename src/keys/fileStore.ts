@@ -50,6 +50,9 @@ export class FileKeyStore implements KeyStore {
   find(digest: Buffer) {
     return this.index.find(digest);
   }
+  local(name: string) {
+    return this.index.get(name);
+  }
 
   create(record: KeyRecord) {
     return this.write(() => {

@@ -69,6 +69,9 @@ export class RedisKeyStore implements KeyStore {
   find(digest: Buffer) {
     return this.index.find(digest);
   }
+  local(name: string) {
+    return this.index.get(name);
+  }
 
   async create(record: KeyRecord) {
     const ok = await this.conn.run((r) => r.hsetnx(this.hash, nameKey(record.name), JSON.stringify(record)));

@@ -19,6 +19,8 @@ export interface KeyStore {
   delete(name: string): Promise<KeyRecord | undefined>;
   /** The key accepted with this SHA-256 digest now, if any. */
   find(digest: Buffer): KeyRecord | undefined;
+  /** This instance's copy of one key (no store round trip): what in-flight work re-checks. */
+  local(name: string): KeyRecord | undefined;
   /** How many named keys exist (open mode ends with the first). */
   readonly size: number;
   close(): Promise<void>;
