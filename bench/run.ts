@@ -29,8 +29,8 @@ function freePort(): Promise<number> {
   });
 }
 
-function child<T>(file: string): Promise<{ proc: ChildProcess; info: T }> {
-  const proc = fork(join(__dirname, file), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+function child<T>(file: string, args: string[] = []): Promise<{ proc: ChildProcess; info: T }> {
+  const proc = fork(join(__dirname, file), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve) => proc.once('message', (info) => resolve({ proc, info: info as T })));
 }
 
@@ -87,6 +87,7 @@ async function main() {
     if (run('modern')) await benchCallModern(base, mcp.info.modernUrl);
     if (run('transports')) await benchTransports(config, model.info.url, mcp.info.url);
     if (run('list')) await benchList(base, mcp.info.url);
+    if (run('fastpath')) await benchFastPath(config, model.info.url);
     if (run('turns')) await benchTurns(config, model.info.url, mcp.info.url);
     if (only?.includes('profile')) await profile(config, model.info.url);
     if (run('approvals')) await benchApprovals(base);
@@ -172,32 +173,50 @@ async function benchCallModern(base: string, url: string) {
   row('2026-07-28 stateless: broker ÷ direct call, p50', (b.p50 / d.p50).toFixed(2), '≤ 1.15');
 }
 
-/** Interleaved: a direct SDK callTool on a warm session vs the same call through the broker. */
+/**
+ * Interleaved: a direct SDK callTool on a warm session, the same call through the broker, and
+ * through a bare node:http proxy hop (bench/procs/hop.ts: the least any proxy costs here).
+ */
 async function benchCall(base: string, url: string) {
   const client = await sdkClient(url);
+  const hop = await child<{ url: string }>('procs/hop.js', [url]);
   const body = { tool: { type: 'mcp', server_label: 'fx' }, name: 'echo', arguments: { text: 'bench' } };
   const direct: number[] = [];
   const brokered: number[] = [];
-  let cpu0 = 0;
+  const hopped: number[] = [];
+  let cpu = 0;
   for (let i = 0; i < 3200; i++) {
     const warm = i < 200;
-    if (i === 200) cpu0 = await brokerCpuMs(base);
-    let t = performance.now();
-    await client.callTool({ name: 'echo', arguments: { text: 'bench' } });
-    if (!warm) direct.push(performance.now() - t);
-    t = performance.now();
-    const r = await post(base, '/v1/mcp/call', body);
-    await r.json();
-    if (!warm) brokered.push(performance.now() - t);
+    const order = i % 3;
+    for (let k = 0; k < 3; k++) {
+      const which = (order + k) % 3;
+      const t = performance.now();
+      if (which === 0) {
+        await client.callTool({ name: 'echo', arguments: { text: 'bench' } });
+        if (!warm) direct.push(performance.now() - t);
+      } else if (which === 1) {
+        await (await post(base, '/v1/mcp/call', body)).json();
+        if (!warm) brokered.push(performance.now() - t);
+      } else {
+        await (await post(hop.info.url, '', { name: 'echo', arguments: { text: 'bench' } })).json();
+        if (!warm) hopped.push(performance.now() - t);
+      }
+    }
+    if (i === 199) cpu = await brokerCpuMs(base);
   }
-  const callCpu = (await brokerCpuMs(base)) - cpu0;
+  const callCpu = (await brokerCpuMs(base)) - cpu;
   await client.close();
+  hop.proc.kill();
   const d = summarize(direct);
   const b = summarize(brokered);
+  const h = summarize(hopped);
   row('tools/call direct SDK (p50 / p99)', `${ms(d.p50)} / ${ms(d.p99)}`, '');
   row('POST /v1/mcp/call (p50 / p99)', `${ms(b.p50)} / ${ms(b.p99)}`, '');
+  row('floor: bare node:http proxy hop, no SDK, no checks (p50 / p99)', `${ms(h.p50)} / ${ms(h.p99)}`, '');
   row('broker ÷ direct call, p50', (b.p50 / d.p50).toFixed(2), '≤ 1.15');
   row('broker ÷ direct call, p99', (b.p99 / d.p99).toFixed(2), '≤ 1.3');
+  row('bare hop ÷ direct call, p50 (the least a proxy adds here)', (h.p50 / d.p50).toFixed(2), '');
+  row('broker ÷ bare hop, p50', (b.p50 / h.p50).toFixed(2), '');
   row('broker CPU per call', ms(callCpu / 3000), '');
 }
 
@@ -361,6 +380,65 @@ async function benchTurns(config: string, modelUrl: string, url: string) {
   await direct.close();
   brokers.undici.proc.kill('SIGKILL');
   brokers.openai.proc.kill('SIGKILL');
+}
+
+type Variant = { name: string; call: () => Promise<unknown>; base?: string };
+
+/**
+ * Runs each variant `per` times in a block, blocks rotated so no variant always goes first;
+ * the first `warm` blocks are not counted. Latency per call and broker CPU per call (from the
+ * broker's process.cpuUsage counters) for each variant that names its broker.
+ */
+async function interleave(variants: Variant[], blocks: number, per: number, warm = 2) {
+  const lat: Record<string, number[]> = {};
+  const cpu: Record<string, number> = {};
+  for (const v of variants) (lat[v.name] = []), (cpu[v.name] = 0);
+  for (let b = 0; b < blocks + warm; b++) {
+    const k = b % variants.length;
+    for (const v of [...variants.slice(k), ...variants.slice(0, k)]) {
+      const c0 = v.base ? await brokerCpuMs(v.base) : 0;
+      for (let i = 0; i < per; i++) {
+        const t = performance.now();
+        await v.call();
+        if (b >= warm) lat[v.name]!.push(performance.now() - t);
+      }
+      if (v.base && b >= warm) cpu[v.name]! += (await brokerCpuMs(v.base)) - c0;
+    }
+  }
+  const out: Record<string, { p50: number; p99: number; cpu: number }> = {};
+  for (const v of variants) out[v.name] = { ...summarize(lat[v.name]!), cpu: cpu[v.name]! / (blocks * per) };
+  return out;
+}
+
+/** The hot routes outside express (BROKER_HTTP_FAST_PATH=on) vs through it (off): two brokers, interleaved. */
+async function benchFastPath(config: string, modelUrl: string) {
+  const on = await startBroker(config, modelUrl, { BROKER_HTTP_FAST_PATH: 'on' });
+  const off = await startBroker(config, modelUrl, { BROKER_HTTP_FAST_PATH: 'off' });
+  const ok = (b: { base: string }, path: string, body: unknown, type: string) => async () => {
+    const item = await (await post(b.base, path, body)).json();
+    if (item.type !== type && item.object !== type) throw new Error(`fast path bench: ${JSON.stringify(item).slice(0, 200)}`);
+  };
+  const list = { tool: { type: 'mcp', server_label: 'fx' } };
+  const call = { ...list, name: 'echo', arguments: { text: 'bench' } };
+  const tools = [{ type: 'mcp', server_label: 'fx', require_approval: 'never' }];
+  for (const [what, path, body, type] of [
+    ['cached list_tools', '/v1/mcp/list_tools', list, 'mcp_list_tools'],
+    ['call', '/v1/mcp/call', call, 'mcp_call'],
+    ['Responses turn', '/v1/responses', { model: 'm', input: 'add', tools }, 'response'],
+  ] as const) {
+    const r = await interleave(
+      [
+        { name: 'on', call: ok(on, path, body, type), base: on.base },
+        { name: 'off', call: ok(off, path, body, type), base: off.base },
+      ],
+      what === 'Responses turn' ? 16 : 24,
+      50,
+    );
+    row(`${what}: fast path on ÷ off, p50 (${ms(r.on!.p50)} vs ${ms(r.off!.p50)})`, (r.on!.p50 / r.off!.p50).toFixed(2), '');
+    row(`${what}: fast path on ÷ off, broker CPU (${ms(r.on!.cpu)} vs ${ms(r.off!.cpu)})`, (r.on!.cpu / r.off!.cpu).toFixed(2), '');
+  }
+  on.proc.kill('SIGKILL');
+  off.proc.kill('SIGKILL');
 }
 
 /** BENCH_ONLY=profile: a broker under --cpu-prof (into BENCH_PROFILE_DIR) runs turns, then list_tools, then calls. */

@@ -24,7 +24,7 @@ import { traceModelCalls } from './obs/tracing.js';
 import { SecretValues } from './obs/logger.js';
 import { ResponsesService } from './responses/service.js';
 import { BackgroundRuns } from './responses/background.js';
-import { responsesRoutes } from './http/routes/responses.js';
+import { createResponseHandler, responsesRoutes } from './http/routes/responses.js';
 import { OpenAIModelClient, type ModelClient } from './responses/upstream/client.js';
 import { UndiciModelClient } from './responses/upstream/undiciClient.js';
 import { ChatCompletionsAdapter } from './responses/upstream/chatCompletions.js';
@@ -232,8 +232,9 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
     logger,
     readiness,
     maxBodyBytes: env.BROKER_MAX_BODY_BYTES,
+    fastPath: env.BROKER_HTTP_FAST_PATH === 'on',
     oauth,
-    responses: responsesRoutes(responses, { keepAliveMs: t.sseKeepAliveMs }),
+    responses: { routes: responsesRoutes(responses, { keepAliveMs: t.sseKeepAliveMs }), create: createResponseHandler(responses, { keepAliveMs: t.sseKeepAliveMs }) },
   });
 
   return {

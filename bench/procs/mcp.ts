@@ -6,6 +6,8 @@ import { startV2Server } from '../../test/fixtures/v2Server.js';
 void (async () => {
   const mcp = await startMcpFixture();
   const modern = await startV2Server('stateless', { listTtlMs: 300_000 });
+  // The fixture records every request's headers for tests; a long run keeps none.
+  setInterval(() => mcp.counters.headers.splice(0), 1000).unref();
   process.on('message', (m) => {
     if (m === 'counters') process.send!({ counters: { list: mcp.counters.list, initialize: mcp.counters.initialize, calls: mcp.counters.calls } });
   });

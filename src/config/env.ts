@@ -38,6 +38,8 @@ export const EnvSchema = z.object({
   BROKER_MAX_UPSTREAM_BYTES: int(4194304, 1024),
   /** The MCP client transport: the broker's own on undici, or the SDK's (for comparison). */
   BROKER_MCP_TRANSPORT: z.enum(['undici', 'sdk']).default('undici'),
+  /** The hot routes outside express's router (http/fastPath.ts), or all through express (for comparison). */
+  BROKER_HTTP_FAST_PATH: z.enum(['on', 'off']).default('on'),
   BROKER_MAX_PENDING_APPROVALS: int(1000, 1),
   /** Bytes of approval requests (arguments included) one API key may hold, any status, until dropped. */
   BROKER_MAX_APPROVAL_BYTES: int(16 * 1024 * 1024, 4096),

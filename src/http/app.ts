@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Express, type RequestHandler, type Router } from 'express';
 import type { Logger } from 'pino';
 import type { ApprovalService } from '../approvals/service.js';
@@ -14,7 +15,8 @@ import { adminRoutes } from './routes/admin.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { consoleAdminRoutes, consoleRoutes } from './routes/console.js';
 import { keyRoutes } from './routes/keys.js';
-import { mcpRoutes } from './routes/mcp.js';
+import { callHandler, listToolsHandler, mcpRoutes } from './routes/mcp.js';
+import { installFastPath, type HotRoutes } from './fastPath.js';
 import { openapiRoute } from './routes/openapi.js';
 import { adminOAuthRoutes, oauthPublicRoutes } from './routes/oauth.js';
 import type { OAuthManager } from '../oauth/manager.js';
@@ -36,10 +38,12 @@ export interface AppDeps {
   logger: Logger;
   readiness: Readiness;
   maxBodyBytes: number;
+  /** Serve the hot routes outside express (fastPath.ts; default on). */
+  fastPath?: boolean;
   /** Upstream OAuth (SPEC §12). */
   oauth?: OAuthManager;
-  /** The Responses layer's routes, when built. */
-  responses?: Router;
+  /** The Responses layer's routes (and POST / on its own, for the fast path), when built. */
+  responses?: { routes: Router; create: RequestHandler };
 }
 
 function timing(metrics: Metrics): RequestHandler {
@@ -47,10 +51,14 @@ function timing(metrics: Metrics): RequestHandler {
     const started = performance.now();
     res.on('finish', () => {
       const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';
-      metrics.httpDuration.observe({ method: req.method, route, status: String(res.statusCode) }, (performance.now() - started) / 1000);
+      observe(metrics, route, req, res, started);
     });
     next();
   };
+}
+
+function observe(metrics: Metrics, route: string, req: IncomingMessage, res: ServerResponse, started: number) {
+  metrics.httpDuration.observe({ method: req.method!, route, status: String(res.statusCode) }, (performance.now() - started) / 1000);
 }
 
 /** Wires real parts into an express app; no module-level state, so tests build many. */
@@ -77,7 +85,7 @@ export function createApp(d: AppDeps): Express {
   });
 
   // Authentication runs before the body is read: no credential → 401 even for a bad body.
-  const json = jsonBody(d.maxBodyBytes);
+  const json = jsonBody(d.maxBodyBytes, { bindContext: spans !== undefined });
   // Every /v1/* request of a named key counts toward its rate limit; grants bind after the body.
   const limit = limitRate(d.rateLimiter);
   app.use('/console', consoleRoutes());
@@ -86,10 +94,23 @@ export function createApp(d: AppDeps): Express {
   if (d.oauth) admin.push(adminOAuthRoutes(d.broker.d.registry, d.oauth));
   app.use('/admin', authenticate(d.credentials, ['admin']), json, ...admin);
   app.use('/v1/mcp/approvals', authenticate(d.credentials, ['api', 'approver']), limit, json, approvalVisibility(d.approvals), approvalRoutes(d.approvals));
-  app.use('/v1/mcp', authenticate(d.credentials, ['api']), limit, json, bindCaller, mcpRoutes(d.broker));
-  if (d.responses) app.use('/v1/responses', authenticate(d.credentials, ['api']), limit, json, bindCaller, d.responses);
+  const api = [authenticate(d.credentials, ['api']), limit, json, bindCaller];
+  app.use('/v1/mcp', ...api, mcpRoutes(d.broker));
+  if (d.responses) app.use('/v1/responses', ...api, d.responses.routes);
 
+  const onError = errorHandler(d.logger);
   app.use(notFoundRoute);
-  app.use(errorHandler(d.logger));
+  app.use(onError);
+
+  // The same chains for the hot routes, outside express (fastPath.ts); a traced request keeps
+  // express's path, where the server span middleware runs.
+  if (!spans && d.fastPath !== false) {
+    const routes: HotRoutes = {
+      '/v1/mcp/call': { route: '/v1/mcp/call', chain: [...api, callHandler(d.broker)] },
+      '/v1/mcp/list_tools': { route: '/v1/mcp/list_tools', chain: [...api, listToolsHandler(d.broker)] },
+    };
+    if (d.responses) routes['/v1/responses'] = { route: '/v1/responses/', chain: [...api, d.responses.create] };
+    installFastPath(app, { routes, onError: (err, req, res) => onError(err, req, res, () => undefined), observe: (route, req, res, t) => observe(d.metrics, route, req, res, t) });
+  }
   return app;
 }

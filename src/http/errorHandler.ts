@@ -1,6 +1,7 @@
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { ApiError, InvalidRequestError, NotFoundError, PayloadTooLargeError } from '../errors/index.js';
+import { sendJson } from './body.js';
 
 /** The one place an error becomes an OpenAI error body. */
 export function toApiError(err: unknown): ApiError | undefined {
@@ -23,23 +24,27 @@ export function errorBody(err: ApiError) {
   return { error: { message: err.message, type: err.type, param: err.param, code: err.code } };
 }
 
+/** Node's response API only: also used on the fast path (fastPath.ts), where res is not express's. */
 export function sendError(res: Parameters<RequestHandler>[1], err: ApiError): void {
   for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
   if (err.noRetry) res.setHeader('x-should-retry', 'false');
-  res.status(err.status).json(errorBody(err));
+  sendJson(res, errorBody(err), err.status);
 }
+
+/** The request's path for logs: express's req.path, or the raw URL's on the fast path. */
+const pathOf = (req: Request): string => (req as { path?: string }).path ?? (req.url ?? '').split('?')[0]!;
 
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const api = toApiError(err);
     if (res.headersSent) {
-      logger.warn({ route: req.path, err: (err as Error)?.message }, 'error after response started');
+      logger.warn({ route: pathOf(req), err: (err as Error)?.message }, 'error after response started');
       res.end();
       return;
     }
     if (api) return sendError(res, api);
-    logger.error({ err, route: req.path }, 'unhandled error');
-    res.status(500).json({ error: { message: 'Internal server error.', type: 'server_error', param: null, code: null } });
+    logger.error({ err, route: pathOf(req) }, 'unhandled error');
+    sendJson(res, { error: { message: 'Internal server error.', type: 'server_error', param: null, code: null } }, 500);
   };
 }
 

@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
 import type { Broker } from '../../broker/broker.js';
 import { McpToolParamSchema } from '../../broker/toolParam.js';
@@ -15,19 +15,20 @@ export const CallBody = z.object({
   approval_request_id: z.string().min(1).max(128).nullable().optional(),
 });
 
-/** SPEC §3: the gateway's MCP backend. Bodies are the items themselves. */
-export function mcpRoutes(broker: Broker): Router {
-  const r = Router();
-
-  r.post('/list_tools', async (req, res) => {
+/** POST /v1/mcp/list_tools (node's res API only: it also runs on the fast path). */
+export function listToolsHandler(broker: Broker): RequestHandler {
+  return async (req, res) => {
     const body = parseInput(ListToolsBody, req.body);
     const server = await broker.resolve(body.tool, 'tool', apiCaller(req));
     const { item, cache } = await broker.listTools(server, { signal: abortOnClose(req, res) });
     res.setHeader('x-mcp-cache', cache);
     sendJson(res, item);
-  });
+  };
+}
 
-  r.post('/call', async (req, res) => {
+/** POST /v1/mcp/call (node's res API only: it also runs on the fast path). */
+export function callHandler(broker: Broker): RequestHandler {
+  return async (req, res) => {
     const body = parseInput(CallBody, req.body);
     const server = await broker.resolve(body.tool, 'tool', apiCaller(req));
     const result = await broker.call(
@@ -36,7 +37,13 @@ export function mcpRoutes(broker: Broker): Router {
       { owner: apiOwner(req), signal: abortOnClose(req, res), capacity: 'throw' },
     );
     sendJson(res, result.item);
-  });
+  };
+}
 
+/** SPEC §3: the gateway's MCP backend. Bodies are the items themselves. */
+export function mcpRoutes(broker: Broker): Router {
+  const r = Router();
+  r.post('/list_tools', listToolsHandler(broker));
+  r.post('/call', callHandler(broker));
   return r;
 }

@@ -1,4 +1,4 @@
-import { Router, type Request, type Response } from 'express';
+import { Router, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
 import { McpToolParamSchema } from '../../broker/toolParam.js';
 import { InvalidRequestError } from '../../errors/index.js';
@@ -68,12 +68,9 @@ function parseTools(raw: readonly unknown[]): RequestTool[] {
   });
 }
 
-/** SPEC §6 routes. Responses belong to the key that created them; others get 404. */
-export function responsesRoutes(service: ResponsesService, o: { keepAliveMs?: number } = {}): Router {
-  const r = Router();
-  const owned = (req: Request) => service.owned(String(req.params.id), apiOwner(req));
-
-  r.post('/', async (req, res) => {
+/** POST /v1/responses (node's res API only: it also runs on the fast path). */
+export function createResponseHandler(service: ResponsesService, o: { keepAliveMs?: number } = {}): RequestHandler {
+  return async (req, res) => {
     const body = parseInput(CreateResponseSchema, req.body);
     const tools = parseTools(body.tools ?? []);
     const signal = abortOnClose(req, res);
@@ -81,7 +78,7 @@ export function responsesRoutes(service: ResponsesService, o: { keepAliveMs?: nu
     if (body.background) {
       // The run outlives this request: a disconnect no longer stops it (SPEC §6).
       if (body.stream) await service.startBackground(prepared, new SseWriter(res, o.keepAliveMs));
-      else res.json(await service.startBackground(prepared));
+      else sendJson(res, await service.startBackground(prepared));
       return;
     }
     const sink = body.stream ? new StreamSink(new SseWriter(res, o.keepAliveMs)) : silentSink;
@@ -97,7 +94,15 @@ export function responsesRoutes(service: ResponsesService, o: { keepAliveMs?: nu
     } finally {
       sink.close();
     }
-  });
+  };
+}
+
+/** SPEC §6 routes. Responses belong to the key that created them; others get 404. */
+export function responsesRoutes(service: ResponsesService, o: { keepAliveMs?: number } = {}): Router {
+  const r = Router();
+  const owned = (req: Request) => service.owned(String(req.params.id), apiOwner(req));
+
+  r.post('/', createResponseHandler(service, o));
 
   r.get('/:id', async (req, res) => {
     const q = parseInput(RetrieveQuery, req.query);
