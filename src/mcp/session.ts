@@ -94,6 +94,9 @@ interface Live {
  * (initialize + Mcp-Session-Id) or a modern 2026-07-28 connection (server/discover,
  * stateless). Connects lazily (single flight); a refused session is re-established once.
  */
+/** Why a request scope's signal fires when the request is over: one AbortError, built once (see scoped()). */
+const SCOPE_ENDED = new DOMException('The request scope ended.', 'AbortError');
+
 export class UpstreamSession {
   private live: Live | undefined;
   private connecting: Promise<Live> | undefined;
@@ -174,7 +177,9 @@ export class UpstreamSession {
       return await requestScope.run(ac.signal, fn);
     } finally {
       o.signal?.removeEventListener('abort', onAbort);
-      ac.abort();
+      // A constant reason: abort() without one builds a DOMException (a stack capture), which
+      // was the costliest JS function of a /v1/mcp/call (~50 µs of 1.3 ms broker CPU).
+      ac.abort(SCOPE_ENDED);
     }
   }
 
