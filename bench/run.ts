@@ -461,33 +461,38 @@ async function profile(config: string, modelUrl: string) {
 async function benchList(base: string, url: string) {
   const client = await sdkClient(url);
   const body = { tool: { type: 'mcp', server_label: 'fx' } };
-  const noop = await child<{ url: string }>('procs/noop.js');
-  const direct: number[] = [];
-  const cached: number[] = [];
-  const floor: number[] = [];
+  const noop = await child<{ url: string; rawUrl: string }>('procs/noop.js');
+  const lat: Record<string, number[]> = { direct: [], cached: [], express: [], raw: [] };
+  const ops: Record<string, () => Promise<unknown>> = {
+    direct: () => client.listTools(undefined, { cacheMode: 'bypass' }),
+    cached: async () => (await post(base, '/v1/mcp/list_tools', body)).json(),
+    express: async () => (await post(noop.info.url, '', body)).json(),
+    raw: async () => (await post(noop.info.rawUrl, '', body)).json(),
+  };
+  const names = Object.keys(ops);
   let cpu0 = 0;
   for (let i = 0; i < 1100; i++) {
     if (i === 100) cpu0 = await brokerCpuMs(base);
-    let t = performance.now();
-    await client.listTools(undefined, { cacheMode: 'bypass' });
-    if (i >= 100) direct.push(performance.now() - t);
-    t = performance.now();
-    await (await post(base, '/v1/mcp/list_tools', body)).json();
-    if (i >= 100) cached.push(performance.now() - t);
-    t = performance.now();
-    await (await post(noop.info.url, '', body)).json();
-    if (i >= 100) floor.push(performance.now() - t);
+    for (let k = 0; k < names.length; k++) {
+      const name = names[(i + k) % names.length]!;
+      const t = performance.now();
+      await ops[name]!();
+      if (i >= 100) lat[name]!.push(performance.now() - t);
+    }
   }
   const listCpu = ((await brokerCpuMs(base)) - cpu0) / 1000;
   await client.close();
   noop.proc.kill();
-  row('floor: express no-op JSON round trip, same client (p50)', ms(summarize(floor).p50), '');
-  const d = summarize(direct);
-  const c = summarize(cached);
-  row('listTools direct SDK (p50)', ms(d.p50), '');
-  row('POST /v1/mcp/list_tools cached (p50)', ms(c.p50), '');
-  row('cached list_tools ÷ direct listTools, p50', (c.p50 / d.p50).toFixed(2), '≤ 0.25');
-  row('express no-op floor ÷ direct listTools, p50 (the least a cached list can cost)', (summarize(floor).p50 / d.p50).toFixed(2), '');
+  const p50 = (n: string) => summarize(lat[n]!).p50;
+  const d = p50('direct');
+  row('listTools direct SDK (p50)', ms(d), '');
+  row('POST /v1/mcp/list_tools cached (p50)', ms(p50('cached')), '');
+  row('floor: express no-op JSON round trip, same client (p50)', ms(p50('express')), '');
+  row('floor: bare node:http JSON round trip, same client (p50)', ms(p50('raw')), '');
+  row('cached list_tools ÷ direct listTools, p50', (p50('cached') / d).toFixed(2), '≤ 0.25');
+  row('express no-op ÷ direct listTools, p50', (p50('express') / d).toFixed(2), '');
+  row('bare node:http ÷ direct listTools, p50 (the least any HTTP answer costs here)', (p50('raw') / d).toFixed(2), '');
+  row('cached list_tools ÷ bare node:http, p50', (p50('cached') / p50('raw')).toFixed(2), '');
   row('broker CPU per cached list_tools', ms(listCpu), '');
 }
 

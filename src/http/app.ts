@@ -102,14 +102,18 @@ export function createApp(d: AppDeps): Express {
   app.use(notFoundRoute);
   app.use(onError);
 
-  // The same chains for the hot routes, outside express (fastPath.ts); a traced request keeps
-  // express's path, where the server span middleware runs.
-  if (!spans && d.fastPath !== false) {
-    const routes: HotRoutes = {
-      '/v1/mcp/call': { route: '/v1/mcp/call', chain: [...api, callHandler(d.broker)] },
-      '/v1/mcp/list_tools': { route: '/v1/mcp/list_tools', chain: [...api, listToolsHandler(d.broker)] },
+  // The same chains for the hot routes, outside express (fastPath.ts), each with its own
+  // server span first when tracing is on.
+  if (d.fastPath !== false) {
+    const hot = (route: string, spanRoute: string, handler: RequestHandler) => {
+      const span = spans && serverSpans(spanRoute);
+      return { route, chain: [...(span ? [span] : []), ...api, handler] };
     };
-    if (d.responses) routes['/v1/responses'] = { route: '/v1/responses/', chain: [...api, d.responses.create] };
+    const routes: HotRoutes = {
+      '/v1/mcp/call': hot('/v1/mcp/call', '/v1/mcp/call', callHandler(d.broker)),
+      '/v1/mcp/list_tools': hot('/v1/mcp/list_tools', '/v1/mcp/list_tools', listToolsHandler(d.broker)),
+    };
+    if (d.responses) routes['/v1/responses'] = hot('/v1/responses/', '/v1/responses', d.responses.create);
     installFastPath(app, { routes, onError: (err, req, res) => onError(err, req, res, () => undefined), observe: (route, req, res, t) => observe(d.metrics, route, req, res, t) });
   }
   return app;

@@ -311,9 +311,10 @@ export function routeTemplate(req: Request): string | undefined {
 
 /**
  * A SERVER span per request: the caller's `traceparent` continued, `http.route` the route
- * template. Undefined when tracing is off (the app installs nothing).
+ * template (`route` when the caller knows it: the fast path's routes, which express never
+ * matched). Undefined when tracing is off (the app installs nothing).
  */
-export function serverSpans(): RequestHandler | undefined {
+export function serverSpans(route?: string): RequestHandler | undefined {
   const s = state;
   if (!s) return undefined;
   const { api, tracer } = s;
@@ -323,7 +324,8 @@ export function serverSpans(): RequestHandler | undefined {
       req.method,
       {
         kind: KIND.server,
-        attributes: { 'http.request.method': req.method, 'url.scheme': req.protocol, 'network.protocol.version': req.httpVersion },
+        // express's req.protocol without 'trust proxy' (never set here), readable on a plain request too.
+        attributes: { 'http.request.method': req.method, 'url.scheme': (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http', 'network.protocol.version': req.httpVersion },
       },
       parent,
     );
@@ -331,10 +333,10 @@ export function serverSpans(): RequestHandler | undefined {
     const end = () => {
       if (ended) return;
       ended = true;
-      const route = routeTemplate(req);
-      if (route) {
-        span.setAttribute('http.route', route);
-        span.updateName(`${req.method} ${route}`);
+      const template = route ?? routeTemplate(req);
+      if (template) {
+        span.setAttribute('http.route', template);
+        span.updateName(`${req.method} ${template}`);
       }
       span.setAttribute('http.response.status_code', res.statusCode);
       if (res.statusCode >= 500) {
