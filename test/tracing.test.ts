@@ -5,6 +5,7 @@ import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
 import { startFakeModel, type FakeModel } from './fixtures/fakeModel.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './fixtures/otlpReceiver.js';
 import { startReceiver, WEBHOOK_SECRET } from './fixtures/webhookReceiver.js';
+import { startRedis } from './fixtures/redis.js';
 import { KEY_A, record, startBroker, type TestBroker } from './fixtures/broker.js';
 import type { Request } from 'express';
 import { flushTracing, routeTemplate, startTracing, stopTracing, tracingConfig, tracingEnabled } from '../src/obs/tracing.js';
@@ -256,6 +257,35 @@ describe('OpenTelemetry traces exported over OTLP/HTTP', () => {
     expect(secretsIn(JSON.stringify(otlp.spans()))).toEqual([]);
     // Nothing in any export, anywhere: not in span names, resource or events either.
     expect(secretsIn(otlp.requests.map((q) => q.body.toString()).join('\n'))).toEqual([]);
+  });
+
+  it('every webhook attempt continues the trace of the request that queued it, retries from the Redis queue too', async () => {
+    const redis = await startRedis();
+    // The first attempt answers 503: the retry is picked up later by the queue's poll, outside any request.
+    const hooks2 = await startReceiver([{ status: 503 }]);
+    const shared = await startBroker({
+      env: { BROKER_STORE: redis.url },
+      tuning: { webhookBaseDelayMs: 20, webhookPollMs: 50 },
+      servers: [record('hooked', mcp.url, { require_approval: 'always', approval: { mode: 'webhook', webhook_url: hooks2.url, webhook_secret: WEBHOOK_SECRET } })],
+    });
+    try {
+      const t = caller();
+      const r = await shared.call('POST', '/v1/mcp/call', { headers: { traceparent: t.traceparent }, body: { tool: { type: 'mcp', server_label: 'hooked' }, name: 'echo', arguments: { text: 'x' } } });
+      expect(r.body.type).toBe('mcp_approval_request');
+      await hooks2.waitFor(2);
+      const spans = await spansOf(t.traceId, (s) => s.filter((x) => x.name === 'webhook approval.requested').length >= 2);
+      const attempts = spans.filter((s) => s.name === 'webhook approval.requested').map((s) => [s.attributes['webhook.attempt'], s.attributes['webhook.outcome']]);
+      expect(attempts.sort()).toEqual([
+        [1, 'retry'],
+        [2, 'done'],
+      ]);
+      // The receiver saw that trace on both attempts.
+      expect(hooks2.deliveries.map((d) => traceIdOf(d.headers.traceparent))).toEqual([t.traceId, t.traceId]);
+    } finally {
+      await shared.close();
+      await hooks2.close();
+      await redis.close();
+    }
   });
 
   it('an error keeps the route template, not the path; an unmatched path has no http.route', async () => {

@@ -13,6 +13,8 @@ export interface WebhookJob {
   deadline: number;
   attempt: number;
   approvalId?: string;
+  /** The W3C trace context of the request that queued it (tracing on), so every attempt continues that trace. */
+  traceparent?: string;
 }
 
 /** Runs one attempt; answers the delay before the next one, or undefined when done. */

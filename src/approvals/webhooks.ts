@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { newId } from '../util/ids.js';
 import type { DeliveryQueue, WebhookJob, EndpointRef } from './queue.js';
-import { webhookSpan } from '../obs/tracing.js';
+import { activeTraceparent, webhookSpan } from '../obs/tracing.js';
 
 export interface WebhookEndpoint {
   url: string;
@@ -60,6 +60,7 @@ export class WebhookDispatcher {
       deadline: ev.deadline,
       attempt: 0,
       approvalId: ev.approvalId,
+      traceparent: activeTraceparent(),
     };
     this.o.queue.push(job, Date.now()).catch((e: Error) => {
       this.o.logger.warn({ event: ev.type, err: e.message }, 'webhook event not queued');

@@ -284,15 +284,35 @@ export function approvalWaitSpan<T extends { status?: string }>(id: string, wait
   });
 }
 
-/** One webhook delivery attempt. `retryIn` is what the attempt answered (undefined: done). */
-export function webhookSpan<T extends number | undefined>(job: { id: string; type: string; attempt: number }, fn: () => Promise<T>): Promise<T> {
-  if (!state) return fn();
-  return withSpan(
-    `webhook ${job.type}`,
-    'client',
-    { 'webhook.id': job.id, 'webhook.event.type': job.type, 'webhook.attempt': job.attempt + 1 },
-    fn,
-    (span, retryIn) => span.setAttribute('webhook.outcome', retryIn === undefined ? 'done' : 'retry'),
+/** The active span's `traceparent` (for work queued now and run later, maybe elsewhere), if tracing and in a span. */
+export function activeTraceparent(): string | undefined {
+  const s = state;
+  if (!s) return undefined;
+  const active = s.api.context.active();
+  const span = s.api.trace.getSpan(active);
+  if (!span || !s.api.isSpanContextValid(span.spanContext())) return undefined;
+  const carrier: Record<string, string> = {};
+  s.api.propagation.inject(active, carrier);
+  return carrier.traceparent;
+}
+
+/**
+ * One webhook delivery attempt, in the trace of the request that queued it: `job.traceparent`
+ * survives the Redis queue (and any instance picking the job up), where no async context does.
+ * `retryIn` is what the attempt answered (undefined: done).
+ */
+export function webhookSpan<T extends number | undefined>(job: { id: string; type: string; attempt: number; traceparent?: string }, fn: () => Promise<T>): Promise<T> {
+  const s = state;
+  if (!s) return fn();
+  const parent = job.traceparent ? s.api.propagation.extract(s.api.ROOT_CONTEXT, { traceparent: job.traceparent }) : s.api.context.active();
+  return s.api.context.with(parent, () =>
+    withSpan(
+      `webhook ${job.type}`,
+      'client',
+      { 'webhook.id': job.id, 'webhook.event.type': job.type, 'webhook.attempt': job.attempt + 1 },
+      fn,
+      (span, retryIn) => span.setAttribute('webhook.outcome', retryIn === undefined ? 'done' : 'retry'),
+    ),
   );
 }
 
