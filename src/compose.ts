@@ -97,7 +97,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
       bus.publish({ kind: 'tools_changed', serverKey: key.split('|')[0]! });
     },
     // Classified text only: an SDK message may carry the URL, its query or the server's body.
-    onError: (key, err) => logger.debug({ session: key.split('|')[0]?.replace(/^inline:(https?:\/\/[^/]+).*/, 'inline:$1'), err: classifyUpstreamError(err).message }, 'upstream session error'),
+    onError: (key, err) => logger.debug({ session: key.split('|')[0]?.replace(/^inline:(https?:\/\/[^/]+).*/, 'inline:$1'), err: classifyUpstreamError(err, o.secrets.all()).message }, 'upstream session error'),
   });
   const publicUrl = (env.BROKER_PUBLIC_URL ?? `http://${env.HOST.includes(':') ? `[${env.HOST}]` : env.HOST}:${env.PORT}`).replace(/\/$/, '');
   // Upstream OAuth (SPEC §12): tokens sealed under BROKER_SECRET_KEY in the registry's store.

@@ -12,7 +12,7 @@ import { metricLabel, type Metrics } from '../obs/metrics.js';
 import type { SecretValues } from '../obs/logger.js';
 import { effectiveAllowed, effectiveNeedsApproval, grantFor, registeredLayers } from '../policy/policy.js';
 import type { RegistryStore } from '../registry/store.js';
-import { scrub, scrubJson } from '../util/scrub.js';
+import { mergeSecrets, scrub, scrubJson } from '../util/scrub.js';
 import { parseArguments, type ParsedArguments } from './arguments.js';
 import {
   approvalRequestItem,
@@ -180,9 +180,14 @@ export class Broker {
     return { ...server, caller: key, layers: registeredLayers(server.layers[0]!, grant, server.layers[server.layers.length - 1]!) };
   }
 
-  /** What to scrub from a server's answers: its credential values, and its upstream OAuth token. */
-  private async secretsOf(server: ResolvedServer): Promise<string[]> {
-    return server.record?.oauth ? [...(await this.d.upstreams.addedSecrets(server)), ...server.secrets] : server.secrets;
+  /**
+   * What to scrub from a server's answers: its credential values and, with upstream OAuth, the
+   * tokens sent to it (the one in use, those a renewal replaced). From its failures also every
+   * token the broker holds (each server's current and previous ones), whatever session failed.
+   */
+  private secretsOf(server: ResolvedServer, failure = false): string[] {
+    if (!server.record?.oauth) return server.secrets;
+    return mergeSecrets(this.d.upstreams.addedSecrets(server), server.secrets, failure ? this.d.secrets.all() : []);
   }
 
   /** Why a named tool may not be called, as an mcp_protocol_error outcome; nothing is sent. */
@@ -212,7 +217,7 @@ export class Broker {
       const result = await this.d.upstreams.callTool(server, name, args.value, ctx.signal);
       this.observe(server, 'tools/call', started);
       // Every output is scrubbed like error texts: a server may echo the credentials it got (its OAuth token too).
-      const secrets = await this.secretsOf(server);
+      const secrets = this.secretsOf(server);
       const outcome = outcomeOfResult(result);
       if (outcome.output !== null) outcome.output = scrub(outcome.output, secrets);
       if (outcome.error?.type === 'mcp_tool_execution_error') outcome.error.content = scrubJson(outcome.error.content, secrets);
@@ -220,11 +225,12 @@ export class Broker {
     } catch (err) {
       this.observe(server, 'tools/call', started, err);
       if (err instanceof BrokerCapacityError && ctx.capacity === 'throw') throw capacityError(err);
-      return callItem(fields, this.outcomeOfFailure({ ...server, secrets: await this.secretsOf(server) }, classifyUpstreamError(err)));
+      const secrets = this.secretsOf(server, true);
+      return callItem(fields, this.outcomeOfFailure({ ...server, secrets }, classifyUpstreamError(err, secrets)));
     }
   }
 
-  outcomeOfFailure(server: ResolvedServer, f: UpstreamFailure): CallOutcome {
+  outcomeOfFailure(server: Pick<ResolvedServer, 'secrets'>, f: UpstreamFailure): CallOutcome {
     const message = clip(scrub(f.message, server.secrets));
     return f.kind === 'protocol'
       ? { output: null, error: { type: 'mcp_protocol_error', code: f.code, message } }
@@ -277,7 +283,9 @@ export class Broker {
   private listingFailed(server: ResolvedServer, err: unknown, capacity: 'throw' | 'item'): ApiError {
     if (err instanceof BrokerCapacityError && capacity === 'throw') return capacityError(err);
     if (err instanceof ExternalConnectorError) return err;
-    const f = classifyUpstreamError(err);
+    // Scrubbed before anything is clipped: a server may echo its OAuth token into a session set-up or listing error.
+    const secrets = this.secretsOf(server, true);
+    const f = classifyUpstreamError(err, secrets);
     // A caller's own URL refused at connect time is the caller's bad input (SPEC §5);
     // a registered server refused there fails like an unreachable one (424).
     if (f.kind === 'http' && f.code === 'egress_denied' && !server.record) {
@@ -285,7 +293,7 @@ export class Broker {
         param: `${server.at}.server_url`,
       });
     }
-    const detail = clip(scrub(f.kind === 'protocol' ? `MCP error ${f.code}: ${f.message}` : f.message, server.secrets));
+    const detail = clip(scrub(f.kind === 'protocol' ? `MCP error ${f.code}: ${f.message}` : f.message, secrets));
     return new ExternalConnectorError(
       f.kind === 'protocol' ? 'http_error' : f.code,
       `Error retrieving tool list from MCP server: '${server.server_label}'. ${detail}`,
@@ -298,7 +306,7 @@ export class Broker {
     const outcome = err === undefined ? 'ok' : classifyUpstreamError(err).kind === 'protocol' ? 'protocol_error' : 'transport_error';
     this.d.metrics.upstreamDuration.observe({ server_label: metricLabel(server), method, outcome }, ms / 1000);
     if (this.d.logger.isLevelEnabled('debug')) {
-      const failure = err === undefined ? undefined : classifyUpstreamError(err).message;
+      const failure = err === undefined ? undefined : classifyUpstreamError(err, this.secretsOf(server, true)).message;
       this.d.logger.debug({ server_label: server.server_label, server_origin: server.origin, method, outcome, ms: Math.round(ms), failure }, 'mcp upstream request');
     }
     if (err !== undefined) this.d.metrics.upstreamErrors.inc({ server_label: metricLabel(server), method, kind: outcome });

@@ -2,10 +2,10 @@ import { LRUCache } from 'lru-cache';
 import type { Tool } from '@modelcontextprotocol/client';
 import type { ServerRecord } from '../config/serverRecord.js';
 import type { RegistryStore } from '../registry/store.js';
-import { classifyUpstreamError, MAX_REASON_CHARS, stripQueries } from '../mcp/failure.js';
+import { classifyUpstreamError, MAX_REASON_CHARS, stripQueries, type Secrets } from '../mcp/failure.js';
 import type { Upstreams, UpstreamTarget } from '../mcp/upstreams.js';
 import { canonicalSha256 } from '../util/ids.js';
-import { scrub, scrubJson } from '../util/scrub.js';
+import { mergeSecrets, scrub, scrubJson } from '../util/scrub.js';
 
 export interface CatalogTool {
   tool: Tool;
@@ -70,9 +70,10 @@ export function unsupportedReason(t: Tool): string | undefined {
 }
 
 /** A failure as admins see it in status.last_error: scrubbed, no query string, ≤ 500 chars. */
-export function statusText(err: unknown, secrets: readonly string[] = []): string {
-  const f = classifyUpstreamError(err);
-  const text = scrub(stripQueries(f.kind === 'protocol' ? `MCP error ${f.code}: ${f.message}` : f.message), secrets);
+export function statusText(err: unknown, secrets: Secrets = []): string {
+  const f = classifyUpstreamError(err, secrets);
+  const raw = stripQueries(f.kind === 'protocol' ? `MCP error ${f.code}: ${f.message}` : f.message);
+  const text = typeof secrets === 'function' ? secrets(raw) : scrub(raw, secrets);
   return text.length > MAX_REASON_CHARS ? `${text.slice(0, MAX_REASON_CHARS - 1)}…` : text;
 }
 
@@ -227,16 +228,20 @@ export class Catalog {
 
   private async load({ server, signal }: Ctx): Promise<Listing> {
     const st = this.statusOf(server.serverKey);
+    // This credential set's values and, with upstream OAuth, the tokens sent (one a server may echo, in an answer or an error).
+    const secretsNow = () => mergeSecrets(server.secrets ?? [], server.record?.oauth ? this.upstreams.addedSecrets(server) : []);
     let raw;
     try {
       raw = await this.upstreams.listTools(server, signal);
     } catch (err) {
-      const text = this.scrubText(statusText(err, server.secrets));
+      // This server's secrets and every one the broker knows, scrubbed before the text is clipped.
+      const secrets = secretsNow();
+      const text = statusText(err, (t) => this.scrubText(scrub(t, secrets)));
       st.last_error = text.length > MAX_REASON_CHARS ? `${text.slice(0, MAX_REASON_CHARS - 1)}…` : text;
       throw err;
     }
     st.unsupported.clear();
-    const secrets = [...(server.secrets ?? []), ...(server.record?.oauth ? await this.upstreams.addedSecrets(server) : [])];
+    const secrets = secretsNow();
     const tools: CatalogTool[] = raw.tools.map((upstream) => {
       // A server may echo the credentials it was sent into its definitions: what is kept (and
       // shown) is scrubbed for this credential set; the pin is of what the server sent.

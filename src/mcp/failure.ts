@@ -3,6 +3,7 @@ import { STATUS_CODES } from 'node:http';
 import { findEgressDenied } from './egress.js';
 import { ProbeNotAnswered, RESPONSE_TOO_LARGE } from './fetch.js';
 import { ListingTooLargeError } from './session.js';
+import { scrub } from '../util/scrub.js';
 
 /** What went wrong talking to an MCP server, in the terms items and 424s are built from. */
 export type UpstreamFailure =
@@ -32,13 +33,19 @@ export function stripQueries(text: string): string {
 
 const clipReason = (m: string) => (m.length > MAX_REASON_CHARS ? `${m.slice(0, MAX_REASON_CHARS)}…` : m);
 
+/** Expanded secret values (util/scrub.ts) or a scrubber applying them. */
+export type Secrets = readonly string[] | ((text: string) => string);
+
+/** A server's own text as passed on: secrets scrubbed before it is clipped (a clip must not leave half a token), no query strings. */
+const reasonOf = (m: string, secrets: Secrets) => clipReason(stripQueries(typeof secrets === 'function' ? secrets(m) : scrub(m, secrets)));
+
 /** The JSON-RPC error message in an HTTP error body, if the body is one. */
-function rpcMessageOf(body: unknown): string | undefined {
+function rpcMessageOf(body: unknown, secrets: Secrets): string | undefined {
   if (typeof body !== 'string' || body.length === 0 || body.length > 1_000_000) return undefined;
   try {
     const parsed = JSON.parse(body) as { error?: { message?: unknown } };
     const m = parsed?.error?.message;
-    return typeof m === 'string' && m.trim() ? clipReason(stripQueries(m.trim())) : undefined;
+    return typeof m === 'string' && m.trim() ? reasonOf(m.trim(), secrets) : undefined;
   } catch {
     return undefined;
   }
@@ -63,20 +70,25 @@ function oauthFailureOf(err: unknown): Error | undefined {
   return causes(err).find((e) => e instanceof Error && /^OAUTH_(AUTHORIZATION_REQUIRED|TOKEN_ERROR)$/.test(String((e as { code?: unknown }).code))) as Error | undefined;
 }
 
-export function classifyUpstreamError(err: unknown): UpstreamFailure {
+/**
+ * `secrets`: the credential values this request carried (header values, the upstream OAuth
+ * tokens), in every form (util/scrub.ts expandSecrets), or a scrubber: applied to the server's
+ * own text before it is clipped to MAX_REASON_CHARS.
+ */
+export function classifyUpstreamError(err: unknown, secrets: Secrets = []): UpstreamFailure {
   const oauth = oauthFailureOf(err);
-  if (oauth) return { kind: 'http', status: 401, code: 'http_error', message: `${statusText(401)}: ${clipReason(stripQueries(oauth.message))}` };
+  if (oauth) return { kind: 'http', status: 401, code: 'http_error', message: `${statusText(401)}: ${reasonOf(oauth.message, secrets)}` };
   const egress = findEgressDenied(err);
   if (egress) return { kind: 'http', status: 502, code: 'egress_denied', message: `Connection refused by the egress policy.` };
   if (err instanceof BrokerCapacityError) return { kind: 'http', status: err.status, code: 'http_error', message: err.message };
   if (err instanceof ListingTooLargeError) return { kind: 'http', status: 413, code: 'http_error', message: err.message };
   if (err instanceof ProtocolError) {
     if (err.code === RESPONSE_TOO_LARGE) return { kind: 'http', status: 502, code: 'http_error', message: err.message };
-    return { kind: 'protocol', code: err.code, message: clipReason(stripQueries(err.message)) };
+    return { kind: 'protocol', code: err.code, message: reasonOf(err.message, secrets) };
   }
   if (err instanceof SdkHttpError) {
     const status = err.status >= 100 && err.status <= 599 ? err.status : 502;
-    const reason = rpcMessageOf((err.data as { text?: unknown }).text);
+    const reason = rpcMessageOf((err.data as { text?: unknown }).text, secrets);
     return { kind: 'http', status, code: 'http_error', message: reason ? `${statusText(status)}: ${reason}` : statusText(status) };
   }
   if (err instanceof SseError) {
@@ -100,11 +112,11 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
         const unanswered = causes(err).find((e): e is ProbeNotAnswered => e instanceof ProbeNotAnswered);
         if (unanswered) return { kind: 'http', status: unanswered.status, code: 'http_error', message: statusText(unanswered.status) };
         const net = causes(err).find((e) => e !== err && (isNetworkTypeError(e) || findEgressDenied(e)));
-        if (net) return classifyUpstreamError(net);
-        return { kind: 'http', status: 502, code: 'http_error', message: clipReason(stripQueries(err.message)) };
+        if (net) return classifyUpstreamError(net, secrets);
+        return { kind: 'http', status: 502, code: 'http_error', message: reasonOf(err.message, secrets) };
       }
       default:
-        return { kind: 'http', status: 502, code: 'http_error', message: `The MCP server request failed: ${clipReason(stripQueries(err.message))}` };
+        return { kind: 'http', status: 502, code: 'http_error', message: `The MCP server request failed: ${reasonOf(err.message, secrets)}` };
     }
   }
   if (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError')) {
@@ -117,7 +129,7 @@ export function classifyUpstreamError(err: unknown): UpstreamFailure {
   }
   if (err instanceof SyntaxError) return { kind: 'http', status: 502, code: 'http_error', message: 'The MCP server sent a malformed response.' };
   const message = err instanceof Error ? err.message : String(err);
-  return { kind: 'http', status: 502, code: 'http_error', message: `The MCP server request failed: ${clipReason(stripQueries(message))}` };
+  return { kind: 'http', status: 502, code: 'http_error', message: `The MCP server request failed: ${reasonOf(message, secrets)}` };
 }
 
 /**

@@ -46,6 +46,17 @@ export interface UpstreamsOptions {
   authFor?: (t: UpstreamTarget) => AuthProvider | undefined;
 }
 
+/** Bearer tokens kept per upstream OAuth provider: the one in use and the ones it replaced lately. */
+const SENT_TOKENS_KEPT = 4;
+
+interface SentTokens {
+  provider: AuthProvider;
+  /** Oldest first, distinct. */
+  tokens: string[];
+  /** `tokens` in every form (util/scrub.ts), longest first. */
+  forms: string[];
+}
+
 /** How a target appears in logs: a registered label, or `inline:<origin>`. */
 export const logName = (t: Pick<UpstreamTarget, 'server_label' | 'record' | 'origin'>) =>
   t.record && t.server_label ? t.server_label : `inline:${t.origin}`;
@@ -56,6 +67,8 @@ export const logName = (t: Pick<UpstreamTarget, 'server_label' | 'record' | 'ori
  */
 export class Upstreams {
   private readonly fetches = new WeakMap<Agent, FetchLike>();
+  /** Per OAuth layer provider: the wrapper sessions use, and the tokens it handed to requests. */
+  private readonly sent = new WeakMap<object, SentTokens>();
 
   constructor(
     readonly pool: SessionPool,
@@ -66,7 +79,7 @@ export class Upstreams {
 
   session(t: UpstreamTarget): UpstreamSession {
     return this.pool.get(t.sessionKey, () => {
-      const authProvider = t.authProvider ?? this.o.authFor?.(t);
+      const authProvider = this.recording(this.providerOf(t));
       // With upstream OAuth the record's token wins: no caller Authorization goes out, even before the first token.
       const headers = authProvider ? Object.fromEntries(Object.entries(t.headers).filter(([k]) => k.toLowerCase() !== 'authorization')) : t.headers;
       return {
@@ -85,13 +98,42 @@ export class Upstreams {
   }
 
   /**
-   * Credentials the transport adds by itself (the upstream OAuth access token), which a
-   * careless server may echo: scrubbed from what it answers like header values are.
+   * Credentials the transport adds by itself (the upstream OAuth access tokens it sent: the one
+   * in use and, after a renewal, the ones before it), which a careless or hostile server may
+   * echo — in an answer or in an error: scrubbed from both like header values are. In every
+   * form (raw, JSON-escaped, URL-encoded). No I/O: nothing is renewed to answer this.
    */
-  async addedSecrets(t: UpstreamTarget): Promise<string[]> {
-    const auth = this.pool.peek(t.sessionKey)?.target.authProvider as { token?: () => Promise<string | undefined> } | undefined;
-    const token = auth?.token ? await auth.token().catch(() => undefined) : undefined;
-    return token ? expandSecrets([token]) : [];
+  addedSecrets(t: UpstreamTarget): string[] {
+    const p = this.providerOf(t);
+    return (p && this.sent.get(p)?.forms) ?? [];
+  }
+
+  private providerOf(t: UpstreamTarget): AuthProvider | OAuthClientProvider | undefined {
+    return t.authProvider ?? this.o.authFor?.(t);
+  }
+
+  /** The provider a session uses: the same one, recording each bearer token it hands out. */
+  private recording(p: AuthProvider | OAuthClientProvider | undefined): AuthProvider | OAuthClientProvider | undefined {
+    // An OAuthClientProvider (tokens()/clientInformation()) is driven by the SDK itself: left as is.
+    if (!p || typeof (p as { token?: unknown }).token !== 'function' || typeof (p as { tokens?: unknown }).tokens === 'function') return p;
+    const inner = p as AuthProvider;
+    let s = this.sent.get(inner);
+    if (!s) {
+      const entry: SentTokens = { provider: undefined as unknown as AuthProvider, tokens: [], forms: [] };
+      entry.provider = {
+        token: async () => {
+          const token = await inner.token();
+          if (token && entry.tokens.at(-1) !== token) {
+            entry.tokens = [...entry.tokens.filter((x) => x !== token), token].slice(-SENT_TOKENS_KEPT);
+            entry.forms = expandSecrets(entry.tokens);
+          }
+          return token;
+        },
+        ...(inner.onUnauthorized ? { onUnauthorized: (ctx) => inner.onUnauthorized!(ctx) } : {}),
+      };
+      this.sent.set(inner, (s = entry));
+    }
+    return s.provider;
   }
 
   listTools(t: UpstreamTarget, signal?: AbortSignal): Promise<ToolList> {

@@ -9,15 +9,23 @@ import { expandSecrets, scrub } from '../util/scrub.js';
 export class SecretValues {
   private readonly permanent = new Set<string>();
   private readonly recent = new LRUCache<string, true>({ max: 2000 });
-  /** Values that replace each other (a server's current OAuth tokens): one bounded set per slot. */
-  private readonly slots = new Map<string, string[]>();
+  /**
+   * Values that replace each other (a server's current OAuth tokens): one bounded set per slot,
+   * holding the current values and the ones they replaced (a log line or a server's error written
+   * just after a renewal may still carry the old token). Renewals do not pile up.
+   */
+  private readonly slots = new Map<string, { current: string[]; previous: string[] }>();
   private sorted: string[] | undefined;
 
-  /** The slot's values become these (the previous ones are dropped): renewals do not pile up. */
+  /** The slot's values become these; the previous generation is kept, older ones are dropped. No values: the slot is emptied. */
   setSlot(slot: string, ...values: Array<string | undefined>) {
     const kept = values.filter((v): v is string => !!v && v.length >= 4);
-    if (kept.length) this.slots.set(slot, kept);
-    else this.slots.delete(slot);
+    const had = this.slots.get(slot);
+    if (!kept.length) this.slots.delete(slot);
+    else if (!had) this.slots.set(slot, { current: kept, previous: [] });
+    else if (kept.length !== had.current.length || kept.some((v, i) => v !== had.current[i])) {
+      this.slots.set(slot, { current: kept, previous: had.current.filter((v) => !kept.includes(v)) });
+    } else return;
     this.sorted = undefined;
   }
 
@@ -34,7 +42,7 @@ export class SecretValues {
   }
   all(): string[] {
     // Raw, JSON-escaped and URL-encoded forms, longest first (util/scrub.ts).
-    this.sorted ??= expandSecrets([...this.permanent, ...[...this.slots.values()].flat(), ...this.recent.keys()]);
+    this.sorted ??= expandSecrets([...this.permanent, ...[...this.slots.values()].flatMap((v) => [...v.current, ...v.previous]), ...this.recent.keys()]);
     return this.sorted;
   }
 }

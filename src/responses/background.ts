@@ -251,14 +251,17 @@ export class BackgroundRuns {
     const output = (stored.response.output as Array<Record<string, unknown>>).map((i) => (i.status === 'in_progress' ? { ...i, status: 'incomplete' } : i));
     const response = { ...stored.response, status, output, error: error ?? null, completed_at: null };
     await store.put({ ...stored, response });
-    const seq = (await store.events(id, -1)).length;
+    // The next sequence number: every event appended so far, kept or dropped by the log's bound.
+    const seq = await store.eventCount(id);
     await store.appendEvent(id, serializeEvent(status === 'failed' ? 'response.failed' : 'response.cancelled', { response }, seq));
     return response;
   }
 
   /**
    * GET …?stream=true&starting_after=N: the recorded events after N, then the live ones as
-   * they are recorded, until the run's last event or the client leaves.
+   * they are recorded, until the run's last event or the client leaves. Events the log's
+   * byte bound dropped are skipped: the stream goes on from the oldest kept one, and its
+   * `sequence_number` shows the gap.
    */
   async replay(id: string, after: number, target: EventTarget, signal: AbortSignal, owner: (s: StoredResponse | undefined) => boolean): Promise<void> {
     let last = after;
@@ -266,10 +269,10 @@ export class BackgroundRuns {
     while (!signal.aborted) {
       const events = await this.o.store.events(id, last);
       for (const json of events) {
-        last++;
-        const type = (JSON.parse(json) as { type: string }).type;
-        target.send(type, json);
-        if (TERMINAL_EVENTS.has(type)) return;
+        const e = JSON.parse(json) as { type: string; sequence_number?: unknown };
+        last = typeof e.sequence_number === 'number' ? Math.max(last + 1, e.sequence_number) : last + 1;
+        target.send(e.type, json);
+        if (TERMINAL_EVENTS.has(e.type)) return;
       }
       if (events.length) {
         idle = 0;

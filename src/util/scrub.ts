@@ -29,6 +29,13 @@ export function expandSecrets(secrets: Iterable<string>): string[] {
   return [...out].sort((a, b) => b.length - a.length);
 }
 
+/** Several expanded lists as one (for scrub): distinct, longest first, so no shorter secret is replaced inside a longer one of another list. */
+export function mergeSecrets(...lists: ReadonlyArray<readonly string[]>): string[] {
+  const nonEmpty = lists.filter((l) => l.length > 0);
+  if (nonEmpty.length <= 1) return [...(nonEmpty[0] ?? [])];
+  return [...new Set(nonEmpty.flat())].sort((a, b) => b.length - a.length);
+}
+
 /**
  * Replaces every known secret value in a text (security.md D.19: redaction by value).
  * `secrets` should come from expandSecrets (or secretsOfHeaders, which expands).

@@ -5,6 +5,7 @@ import { isSessionRefusal, ListingTooLargeError } from '../../src/mcp/session.js
 import { BrokerCapacityError } from '../../src/mcp/failure.js';
 import { ProbeNotAnswered } from '../../src/mcp/fetch.js';
 import { statusText, unsupportedReason } from '../../src/catalog/catalog.js';
+import { expandSecrets } from '../../src/util/scrub.js';
 
 const net = (code: string) => new TypeError('fetch failed', { cause: Object.assign(new Error(code), { code }) });
 const http = (status: number, text?: string) => new SdkHttpError(SdkErrorCode.ClientHttpNotImplemented, `Error POSTing to endpoint: ${text}`, { status, text });
@@ -71,6 +72,26 @@ describe('status texts and unsupported tools', () => {
     expect(t).not.toContain('abc-secret-1');
     expect(t).not.toContain('k=v');
     expect(t.length).toBeLessThanOrEqual(500);
+  });
+  it('a secret straddling the 500-character clip is scrubbed before the clip (no half token left)', () => {
+    const token = `eyJ${'T'.repeat(200)}.sig`;
+    const secrets = expandSecrets([token]);
+    const message = `${'p'.repeat(400)} Bearer ${token}`;
+    const cases = [
+      ['protocol', new ProtocolError(-32603, message)],
+      ['http body', http(500, JSON.stringify({ jsonrpc: '2.0', id: 1, error: { code: -32603, message } }))],
+      ['sdk', new SdkError(SdkErrorCode.ClientHttpFailedToOpenStream, message)],
+      ['other', new Error(message)],
+    ] as const;
+    for (const [what, err] of cases) {
+      expect([what, classifyUpstreamError(err).message.includes('TTTTTTTTTT')]).toEqual([what, true]);
+      const m = classifyUpstreamError(err, secrets).message;
+      expect([what, m.includes('TTTTTTTTTT'), m.includes('<redacted>')]).toEqual([what, false, true]);
+      // A scrubber function works the same (the broker-wide one, applied before the clip).
+      const f = classifyUpstreamError(err, (text) => text.split(token).join('<gone>')).message;
+      expect([what, f.includes('TTTTTTTTTT'), f.includes('<gone>')]).toEqual([what, false, true]);
+    }
+    expect(statusText(new ProtocolError(-32603, message), secrets)).not.toContain('TTTTTTTTTT');
   });
   it.each([
     [{ name: 'a', inputSchema: { type: 'object' }, execution: { taskSupport: 'required' } }, /task-based execution/],

@@ -35,9 +35,18 @@ describe('SecretValues slots', () => {
     for (let i = 2; i <= 500; i++) s.setSlot('oauth-tokens:crm', `access-token-${String(i).padStart(4, '0')}`, `refresh-token-${String(i).padStart(4, '0')}`);
     const all = s.all();
     expect(all).toContain('access-token-0500');
+    // The generation it replaced is kept (a failure text written just after a renewal), no older one.
+    expect(all).toContain('access-token-0499');
+    expect(all).toContain('refresh-token-0499');
+    expect(all).not.toContain('access-token-0498');
     expect(all).not.toContain('access-token-0001');
     // Each value has a few encoded forms; two values' worth, not a thousand.
     expect(all.length).toBeLessThan(20);
+    // The same tokens again (adopted from the store): the previous generation stays.
+    s.setSlot('oauth-tokens:crm', 'access-token-0500', 'refresh-token-0500');
+    expect(s.all()).toContain('access-token-0499');
+    s.setSlot('oauth-tokens:crm');
+    expect(s.all()).toEqual([]);
   });
 });
 
