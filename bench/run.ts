@@ -321,6 +321,8 @@ async function benchTurns(config: string, modelUrl: string, url: string) {
     openai: await startBroker(config, modelUrl, { UPSTREAM_CLIENT: 'openai' }),
   };
   const direct = await sdkClient(url);
+  const hop = await child<{ url: string }>('procs/hop.js', [url, modelUrl]);
+  const hopTurn = hop.info.url.replace(/\/call$/, '/turn');
   const tool = { type: 'function', function: { name: 'add', description: 'Add two numbers', parameters: { type: 'object', properties: { a: { type: 'number' }, b: { type: 'number' } }, required: ['a', 'b'] } } };
   const user = { role: 'user', content: 'add' };
   const floor = async () => {
@@ -346,17 +348,22 @@ async function benchTurns(config: string, modelUrl: string, url: string) {
     const body = await r.json();
     if (body.status !== 'completed' || !body.output.some((o: { type: string }) => o.type === 'mcp_call')) throw new Error(`bench turn failed: ${JSON.stringify(body).slice(0, 300)}`);
   };
+  const bare = async () => {
+    const body = await (await post(hopTurn, '', { input: 'add' })).json();
+    if (body.status !== 'completed') throw new Error('bare turn failed');
+  };
   const variants: Array<{ name: string; call: () => Promise<unknown>; base?: string }> = [
     { name: 'floor', call: floor },
+    { name: 'bare', call: bare },
     { name: 'undici', call: turn(brokers.undici.base), base: brokers.undici.base },
     { name: 'openai', call: turn(brokers.openai.base), base: brokers.openai.base },
   ];
-  const lat: Record<string, number[]> = { floor: [], undici: [], openai: [] };
-  const cpu: Record<string, number> = { floor: 0, undici: 0, openai: 0 };
+  const lat: Record<string, number[]> = { floor: [], bare: [], undici: [], openai: [] };
+  const cpu: Record<string, number> = { floor: 0, bare: 0, undici: 0, openai: 0 };
   const blocks = Number(process.env.BENCH_TURN_BLOCKS ?? 24);
   const per = 25;
   for (let b = 0; b < blocks + 2; b++) {
-    const order = [...variants.slice(b % 3), ...variants.slice(0, b % 3)];
+    const order = [...variants.slice(b % 4), ...variants.slice(0, b % 4)];
     for (const v of order) {
       const c0 = v.base ? await brokerCpuMs(v.base) : 0;
       for (let i = 0; i < per; i++) {
@@ -369,15 +376,20 @@ async function benchTurns(config: string, modelUrl: string, url: string) {
   }
   const n = blocks * per;
   const f = summarize(lat.floor!);
+  const h = summarize(lat.bare!);
   row('floor: 2 direct model POSTs + 1 direct SDK callTool, same loop (p50 / p99)', `${ms(f.p50)} / ${ms(f.p99)}`, '');
+  row('floor: bare node:http turn (the same three calls behind one hop, no checks) (p50 / p99)', `${ms(h.p50)} / ${ms(h.p99)}`, '');
+  row('bare turn ÷ floor p50 (the least a hop adds to a turn here)', (h.p50 / f.p50).toFixed(2), '');
   for (const c of ['undici', 'openai'] as const) {
     const s = summarize(lat[c]!);
     row(`Responses turn, UPSTREAM_CLIENT=${c} (p50 / p99)`, `${ms(s.p50)} / ${ms(s.p99)}`, '');
     row(`Responses turn ÷ floor p50, ${c} model client`, (s.p50 / f.p50).toFixed(2), '≤ 1.2 (aim ≤ 1.0)');
+    row(`Responses turn ÷ bare turn p50, ${c} model client`, (s.p50 / h.p50).toFixed(2), '');
     row(`broker CPU per turn, ${c} model client`, ms(cpu[c]! / n), '');
   }
   row('broker CPU per turn, undici ÷ openai model client', (cpu.undici! / cpu.openai!).toFixed(2), '');
   await direct.close();
+  hop.proc.kill();
   brokers.undici.proc.kill('SIGKILL');
   brokers.openai.proc.kill('SIGKILL');
 }
