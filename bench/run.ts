@@ -34,6 +34,14 @@ function child<T>(file: string, args: string[] = []): Promise<{ proc: ChildProce
   return new Promise((resolve) => proc.once('message', (info) => resolve({ proc, info: info as T })));
 }
 
+/** A bench child's CPU so far (ms): procs/hop answers 'cpu' with its process.cpuUsage. */
+async function childCpuMs(proc: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    proc.once('message', (m) => resolve((m as { cpuMs: number }).cpuMs));
+    proc.send('cpu');
+  });
+}
+
 async function counters(proc: ChildProcess): Promise<{ list: number; calls: Record<string, number> }> {
   return new Promise((resolve) => {
     proc.once('message', (m) => resolve((m as { counters: { list: number; calls: Record<string, number> } }).counters));
@@ -185,6 +193,7 @@ async function benchCall(base: string, url: string) {
   const brokered: number[] = [];
   const hopped: number[] = [];
   let cpu = 0;
+  let hopCpu = 0;
   for (let i = 0; i < 3200; i++) {
     const warm = i < 200;
     const order = i % 3;
@@ -202,9 +211,10 @@ async function benchCall(base: string, url: string) {
         if (!warm) hopped.push(performance.now() - t);
       }
     }
-    if (i === 199) cpu = await brokerCpuMs(base);
+    if (i === 199) (cpu = await brokerCpuMs(base)), (hopCpu = await childCpuMs(hop.proc));
   }
   const callCpu = (await brokerCpuMs(base)) - cpu;
+  hopCpu = (await childCpuMs(hop.proc)) - hopCpu;
   await client.close();
   hop.proc.kill();
   const d = summarize(direct);
@@ -218,6 +228,7 @@ async function benchCall(base: string, url: string) {
   row('bare hop ÷ direct call, p50 (the least a proxy adds here)', (h.p50 / d.p50).toFixed(2), '');
   row('broker ÷ bare hop, p50', (b.p50 / h.p50).toFixed(2), '');
   row('broker CPU per call', ms(callCpu / 3000), '');
+  row('bare hop CPU per call', ms(hopCpu / 3000), '');
 }
 
 /** The broker process's CPU so far (prom-client's process_cpu_* counters read process.cpuUsage()), in ms. */
@@ -311,8 +322,9 @@ async function benchTransports(config: string, modelUrl: string, url: string) {
 
 /**
  * A Responses turn (cached listing, model → tools/call → model) against its floor: the same two
- * model POSTs (non-streamed, same client) and one direct warm v2 SDK callTool, made in the same
- * loop. One broker per model client (UPSTREAM_CLIENT=undici | openai), blocks interleaved;
+ * model POSTs (non-streamed, same client, every tool of the server offered as the broker
+ * offers them) and one direct warm v2 SDK callTool, made in the same loop; and against a bare
+ * node:http turn (procs/hop.ts) making those calls behind one hop. One broker per model client (UPSTREAM_CLIENT=undici | openai), blocks interleaved;
  * broker CPU per turn from its process.cpuUsage counters.
  */
 async function benchTurns(config: string, modelUrl: string, url: string) {
@@ -321,12 +333,13 @@ async function benchTurns(config: string, modelUrl: string, url: string) {
     openai: await startBroker(config, modelUrl, { UPSTREAM_CLIENT: 'openai' }),
   };
   const direct = await sdkClient(url);
-  const hop = await child<{ url: string }>('procs/hop.js', [url, modelUrl]);
+  // The floors show the model what the broker shows it: every tool of the server, as functions.
+  const modelTools = (await direct.listTools()).tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description ?? '', parameters: t.inputSchema } }));
+  const hop = await child<{ url: string }>('procs/hop.js', [url, modelUrl, JSON.stringify(modelTools)]);
   const hopTurn = hop.info.url.replace(/\/call$/, '/turn');
-  const tool = { type: 'function', function: { name: 'add', description: 'Add two numbers', parameters: { type: 'object', properties: { a: { type: 'number' }, b: { type: 'number' } }, required: ['a', 'b'] } } };
   const user = { role: 'user', content: 'add' };
   const floor = async () => {
-    const r1 = await post(modelUrl, '/chat/completions', { model: 'm', messages: [user], tools: [tool], tool_choice: 'auto', parallel_tool_calls: true, stream: false }, 'k');
+    const r1 = await post(modelUrl, '/chat/completions', { model: 'm', messages: [user], tools: modelTools, tool_choice: 'auto', parallel_tool_calls: true, stream: false }, 'k');
     const c1 = await r1.json();
     const call = c1.choices[0].message.tool_calls[0];
     const out = await direct.callTool({ name: call.function.name, arguments: JSON.parse(call.function.arguments) });
@@ -334,7 +347,7 @@ async function benchTurns(config: string, modelUrl: string, url: string) {
     const r2 = await post(modelUrl, '/chat/completions', {
       model: 'm',
       messages: [user, { role: 'assistant', content: null, tool_calls: [call] }, { role: 'tool', tool_call_id: call.id, content: text }],
-      tools: [tool],
+      tools: modelTools,
       tool_choice: 'auto',
       parallel_tool_calls: true,
       stream: false,
@@ -352,9 +365,9 @@ async function benchTurns(config: string, modelUrl: string, url: string) {
     const body = await (await post(hopTurn, '', { input: 'add' })).json();
     if (body.status !== 'completed') throw new Error('bare turn failed');
   };
-  const variants: Array<{ name: string; call: () => Promise<unknown>; base?: string }> = [
+  const variants: Array<{ name: string; call: () => Promise<unknown>; base?: string; proc?: ChildProcess }> = [
     { name: 'floor', call: floor },
-    { name: 'bare', call: bare },
+    { name: 'bare', call: bare, proc: hop.proc },
     { name: 'undici', call: turn(brokers.undici.base), base: brokers.undici.base },
     { name: 'openai', call: turn(brokers.openai.base), base: brokers.openai.base },
   ];
@@ -365,13 +378,14 @@ async function benchTurns(config: string, modelUrl: string, url: string) {
   for (let b = 0; b < blocks + 2; b++) {
     const order = [...variants.slice(b % 4), ...variants.slice(0, b % 4)];
     for (const v of order) {
-      const c0 = v.base ? await brokerCpuMs(v.base) : 0;
+      const cpuNow = () => (v.base ? brokerCpuMs(v.base) : v.proc ? childCpuMs(v.proc) : Promise.resolve(0));
+      const c0 = await cpuNow();
       for (let i = 0; i < per; i++) {
         const t = performance.now();
         await v.call();
         if (b >= 2) lat[v.name]!.push(performance.now() - t);
       }
-      if (v.base && b >= 2) cpu[v.name]! += (await brokerCpuMs(v.base)) - c0;
+      if (b >= 2) cpu[v.name]! += (await cpuNow()) - c0;
     }
   }
   const n = blocks * per;
@@ -380,6 +394,7 @@ async function benchTurns(config: string, modelUrl: string, url: string) {
   row('floor: 2 direct model POSTs + 1 direct SDK callTool, same loop (p50 / p99)', `${ms(f.p50)} / ${ms(f.p99)}`, '');
   row('floor: bare node:http turn (the same three calls behind one hop, no checks) (p50 / p99)', `${ms(h.p50)} / ${ms(h.p99)}`, '');
   row('bare turn ÷ floor p50 (the least a hop adds to a turn here)', (h.p50 / f.p50).toFixed(2), '');
+  row('bare turn CPU per turn (its process)', ms(cpu.bare! / n), '');
   for (const c of ['undici', 'openai'] as const) {
     const s = summarize(lat[c]!);
     row(`Responses turn, UPSTREAM_CLIENT=${c} (p50 / p99)`, `${ms(s.p50)} / ${ms(s.p99)}`, '');

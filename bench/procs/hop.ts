@@ -9,6 +9,8 @@ import { Agent, request } from 'undici';
 
 const target = process.argv[2]!;
 const model = process.argv[3];
+/** The tools shown to the model (the bench passes every tool of the server, as the broker shows them). */
+const modelTools = process.argv[4] ? (JSON.parse(process.argv[4]) as unknown[]) : undefined;
 const agent = new Agent({ keepAliveTimeout: 60_000 });
 let session: string | undefined;
 let id = 0;
@@ -31,7 +33,7 @@ void (async () => {
   await rpc({ jsonrpc: '2.0', method: 'notifications/initialized' });
   const tool = { type: 'function', function: { name: 'add', description: 'Add two numbers', parameters: { type: 'object', properties: { a: { type: 'number' }, b: { type: 'number' } }, required: ['a', 'b'] } } };
   const chat = async (messages: unknown[]) => {
-    const r = await request(`${model}/chat/completions`, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json', authorization: 'Bearer k' }, body: JSON.stringify({ model: 'm', messages, tools: [tool], stream: false }) });
+    const r = await request(`${model}/chat/completions`, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json', authorization: 'Bearer k' }, body: JSON.stringify({ model: 'm', messages, tools: modelTools ?? [tool], stream: false }) });
     return ((await r.body.json()) as { choices: Array<{ message: { content: string | null; tool_calls?: Array<{ id: string; function: { name: string; arguments: string } }> } }> }).choices[0]!.message;
   };
   const turn = async (input: string) => {
@@ -58,6 +60,13 @@ void (async () => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(s) });
       res.end(s);
     });
+  });
+  // Its CPU so far (ms), for the same per-request comparison as the broker's.
+  process.on('message', (m) => {
+    if (m === 'cpu') {
+      const c = process.cpuUsage();
+      process.send!({ cpuMs: (c.user + c.system) / 1000 });
+    }
   });
   server.listen(0, '127.0.0.1', () => process.send!({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}/call` }));
 })();
