@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
 import { Client, ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from '@modelcontextprotocol/client';
 import { RESPONSE_TOO_LARGE, UndiciTransport, UpstreamConnectionError, isConnectFailure } from '../src/mcp/undiciTransport.js';
+import { callToolResult } from '../src/mcp/session.js';
 import { SseParser, type SseEvent } from '../src/mcp/sseParser.js';
 import { startTransportV2Server as startV2Server, type TransportV2Fixture as V2Fixture } from './fixtures/transportV2Server.js';
 import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
@@ -334,6 +335,90 @@ describe('faults', () => {
     const results = await Promise.all([1, 2, 3].map(() => client.callTool({ name: 'x', arguments: {} }, { timeout: 3000 })));
     expect(results.map(text)).toEqual(['kept open', 'kept open', 'kept open']);
     expect(await until(() => closedByClient === 3)).toBe(true);
+  });
+});
+
+describe('rpc(): a 2025-era request answered by the transport, as the Client would', () => {
+  let mcp: McpFixture;
+  beforeAll(async () => {
+    mcp = await startMcpFixture();
+    open.push(() => mcp.close());
+  });
+  const rpc = (t: UndiciTransport, name: string, args: Record<string, unknown>, o: { timeoutMs?: number; signal?: AbortSignal } = {}) =>
+    t.rpc('tools/call', { name, arguments: args }, { timeoutMs: o.timeoutMs ?? 5000, signal: o.signal });
+
+  it('answers on the session beside the Client’s own requests; the ids never meet', async () => {
+    const { client, transport } = await connect(mcp.url, 'legacy');
+    const [a, list, b] = await Promise.all([rpc(transport, 'echo', { text: 'one' }), client.listTools(), rpc(transport, 'echo', { text: 'two' })]);
+    expect([text(a), text(b)]).toEqual(['echo: one', 'echo: two']);
+    expect(list.tools.map((t) => t.name)).toContain('echo');
+    const errors: Error[] = [];
+    client.onerror = (e) => void errors.push(e);
+    expect(text(await client.callTool({ name: 'echo', arguments: { text: 'three' } }))).toBe('echo: three');
+    expect(errors).toEqual([]);
+  });
+
+  it('a JSON-RPC error is a ProtocolError with its code', async () => {
+    const url = await tinyServer(async (_req, res, body) => {
+      if (body.method === 'initialize') return json(res, { jsonrpc: '2.0', id: body.id, result: { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 't', version: '1' } } });
+      json(res, { jsonrpc: '2.0', id: body.id, error: { code: -32602, message: 'no such tool', data: { tool: 'x' } } });
+    });
+    const { transport } = await connect(url, 'legacy');
+    const err = await rpc(transport, 'x', {}).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProtocolError);
+    expect(err).toMatchObject({ code: -32602, message: expect.stringContaining('no such tool') });
+  });
+
+  it('a timeout or an abort fails with the SdkError the Client uses and tells the server (notifications/cancelled)', async () => {
+    const { transport } = await connect(mcp.url, 'legacy');
+    const before = mcp.counters.cancelled;
+    const timedOut = await rpc(transport, 'slow', { ms: 5000 }, { timeoutMs: 100 }).catch((e: unknown) => e);
+    expect(timedOut).toBeInstanceOf(SdkError);
+    expect(timedOut).toMatchObject({ code: SdkErrorCode.RequestTimeout });
+    expect(await until(() => mcp.counters.cancelled === before + 1)).toBe(true);
+    const ac = new AbortController();
+    const pending = rpc(transport, 'slow', { ms: 5000 }, { signal: ac.signal }).catch((e: unknown) => e);
+    setTimeout(() => ac.abort('caller went away'), 50);
+    const aborted = await pending;
+    expect(aborted).toBeInstanceOf(SdkError);
+    expect(String((aborted as Error).message)).toContain('caller went away');
+    expect(await until(() => mcp.counters.cancelled === before + 2)).toBe(true);
+    // An aborted signal never sends.
+    const calls = mcp.counters.calls.echo ?? 0;
+    await expect(rpc(transport, 'echo', { text: 'x' }, { signal: AbortSignal.abort('already') })).rejects.toBeInstanceOf(SdkError);
+    expect(mcp.counters.calls.echo ?? 0).toBe(calls);
+  });
+
+  it.each([
+    ['text', { content: [{ type: 'text', text: 'hi' }] }],
+    ['structured, no content', { structuredContent: { sum: 3 } }],
+    ['resultType', { resultType: 'complete', content: [{ type: 'text', text: 'x' }] }],
+    ['isError', { content: [{ type: 'text', text: 'bad' }], isError: true }],
+    ['extra fields', { content: [], extra: { a: 1 } }],
+    ['image and resource link', { content: [{ type: 'image', data: 'AAAA', mimeType: 'image/png' }, { type: 'resource_link', uri: 'file:///x', name: 'x' }] }],
+    ['content not an array', { content: 'text' }],
+    ['block without a type', { content: [{ text: 'x' }] }],
+    ['another family, no content', { task: { taskId: 't' } }],
+    // (A non-object `result` is not here: the Client takes it for no message at all and waits
+    // for its timeout; rpc() fails it at once as an invalid result — test/unit/callToolResult.)
+  ])('same outcome as Client.callTool for an answer of %s', async (_n, result) => {
+    const url = await tinyServer(async (_req, res, body) => {
+      if (body.method === 'initialize') return json(res, { jsonrpc: '2.0', id: body.id, result: { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 't', version: '1' } } });
+      json(res, { jsonrpc: '2.0', id: body.id, result });
+    });
+    const { client, transport } = await connect(url, 'legacy');
+    const outcome = (p: Promise<unknown>) => p.then((value) => ({ value }), (e: { code?: unknown }) => ({ error: e?.code }));
+    const viaClient = await outcome(client.callTool({ name: 't', arguments: {} }));
+    const viaRpc = await outcome(rpc(transport, 't', {}).then(callToolResult));
+    expect(viaRpc).toEqual(viaClient);
+  });
+
+  it('closing the transport fails a pending request with ConnectionClosed', async () => {
+    const { transport } = await connect(mcp.url, 'legacy');
+    const pending = rpc(transport, 'slow', { ms: 5000 }).catch((e: unknown) => e);
+    await until(() => (mcp.counters.calls.slow ?? 0) > 0 && mcp.counters.peakSlow > 0, 2000);
+    await transport.close();
+    expect(await pending).toMatchObject({ code: SdkErrorCode.ConnectionClosed });
   });
 });
 

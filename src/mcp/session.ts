@@ -1,5 +1,6 @@
-import { Client, SdkError, SdkErrorCode, SdkHttpError, SseError, type CallToolResult, type Tool, type Transport, type VersionNegotiationOptions } from '@modelcontextprotocol/client';
+import { Client, SdkError, SdkErrorCode, SdkHttpError, SseError, specTypeSchemas, type CallToolResult, type Tool, type Transport, type VersionNegotiationOptions } from '@modelcontextprotocol/client';
 import { requestScope } from './fetch.js';
+import { UndiciTransport } from './undiciTransport.js';
 import { createTransport, type TransportKind, type TransportTarget } from './transport.js';
 
 export type { TransportKind } from './transport.js';
@@ -82,6 +83,34 @@ function isConnectionLost(err: unknown): boolean {
   return err instanceof TypeError && /fetch failed|terminated|other side closed/i.test(err.message);
 }
 
+/** Families a tools/call answer may not borrow (the SDK's 2025 wire rule): with one of these, `content` is required. */
+const FOREIGN_RESULT_KEYS = ['task', 'inputRequests', 'requestState'];
+
+/**
+ * A 2025-era tools/call answer as the Client would return it: a contentless plain result gains
+ * `content: []` (unless it carries another result family's keys), `resultType` is dropped, and
+ * the rest must satisfy the SDK's CallToolResult schema (else SdkError InvalidResult).
+ */
+export function callToolResult(raw: unknown): CallToolResult {
+  let value = raw;
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    const v = value as Record<string, unknown>;
+    if ('resultType' in v) {
+      const { resultType: _drop, ...rest } = v;
+      value = rest;
+    }
+    const w = value as Record<string, unknown>;
+    if (w.content === undefined && FOREIGN_RESULT_KEYS.some((k) => k in w)) {
+      throw new SdkError(SdkErrorCode.InvalidResult, `Invalid result for tools/call: content is required when the body carries '${FOREIGN_RESULT_KEYS.find((k) => k in w)}'`);
+    }
+    if (w.content === undefined) value = { ...w, content: [] };
+  }
+  const r = specTypeSchemas.CallToolResult['~standard'].validate(value);
+  if (r instanceof Promise) throw new TypeError('CallToolResult validation is synchronous');
+  if (r.issues) throw new SdkError(SdkErrorCode.InvalidResult, `Invalid result for tools/call: ${r.issues.map((i) => i.message).join('; ')}`);
+  return r.value as CallToolResult;
+}
+
 interface Live {
   client: Client;
   transport: Transport & { sessionId?: string; terminateSession?: () => Promise<void> };
@@ -137,9 +166,17 @@ export class UpstreamSession {
     });
   }
 
-  /** Never re-sent once it may have reached the server (only a refused session or connect). */
+  /**
+   * Never re-sent once it may have reached the server (only a refused session or connect).
+   * A 2025-era session on the broker's own transport makes the exchange there (rpc(): why, and
+   * what it keeps of the Client's behaviour) and validates the result with the SDK's schema;
+   * other sessions go through the Client.
+   */
   async callTool(name: string, args: Record<string, unknown>, o: RequestOpts): Promise<CallToolResult> {
-    return this.withSession(false, o, async ({ client }) => {
+    return this.withSession(false, o, async ({ client, transport, era }) => {
+      if (era === 'legacy' && transport instanceof UndiciTransport) {
+        return callToolResult(await transport.rpc('tools/call', { name, arguments: args }, { timeoutMs: o.timeoutMs, signal: o.signal }));
+      }
       const r = await client.callTool({ name, arguments: args }, { timeout: o.timeoutMs, signal: o.signal });
       return r as CallToolResult;
     });
