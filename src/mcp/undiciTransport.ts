@@ -308,7 +308,9 @@ export class UndiciTransport implements Transport {
     // (notifications/cancelled above all) are short and must still reach the server.
     const scoped = id !== undefined ? requestScope.getStore() : undefined;
     if (reqSignal?.aborted || scoped?.aborted) return;
-    const onAbort = () => ac.abort();
+    // The reason of the signal that fired: abort() without one builds a DOMException (a stack
+    // capture), which the end of every request scope would otherwise pay.
+    const onAbort = (e: Event) => ac.abort((e.target as AbortSignal).reason);
     reqSignal?.addEventListener('abort', onAbort, { once: true });
     scoped?.addEventListener('abort', onAbort, { once: true });
     this.inflight.add(ac);
