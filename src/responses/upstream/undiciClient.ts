@@ -105,24 +105,46 @@ function errorMessage(status: number, text: string): string {
   return `${status} status code (no body)`;
 }
 
-/** The body as UTF-8, at most `max` bytes (`truncate`: keep the first `max` bytes and drop the rest). */
-async function readBounded(body: Dispatcher.ResponseData['body'], max: number, truncate = false): Promise<string> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of body as AsyncIterable<Buffer>) {
-    n += c.length;
-    if (n > max) {
-      if (truncate) {
-        chunks.push(c.subarray(0, c.length - (n - max)));
+/**
+ * The body as UTF-8, at most `max` bytes (`truncate`: keep the first `max` bytes and drop the
+ * rest). On the stream's events rather than `for await`: the async iterator's machinery was a
+ * visible share of a plain turn's two model answers.
+ */
+function readBounded(body: Dispatcher.ResponseData['body'], max: number, truncate = false): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    let done = false;
+    const text = () => (chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+    body.on('data', (c: Buffer) => {
+      if (done) return;
+      n += c.length;
+      if (n > max) {
+        done = true;
         body.destroy();
-        break;
+        if (!truncate) return reject(new UpstreamStreamError(`The model upstream failed: its answer is larger than ${max} bytes.`));
+        chunks.push(c.subarray(0, c.length - (n - max)));
+        return resolve(text());
       }
-      body.destroy();
-      throw new UpstreamStreamError(`The model upstream failed: its answer is larger than ${max} bytes.`);
-    }
-    chunks.push(c);
-  }
-  return chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
+      chunks.push(c);
+    });
+    body.once('end', () => {
+      if (done) return;
+      done = true;
+      resolve(text());
+    });
+    body.once('error', (e: Error) => {
+      if (done) return;
+      done = true;
+      reject(e);
+    });
+    // Closed without its end or an error: what `for await` reports as a premature close.
+    body.once('close', () => {
+      if (done) return;
+      done = true;
+      reject(Object.assign(new Error('terminated: the answer closed before its end'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+    });
+  });
 }
 
 /**
