@@ -1,4 +1,4 @@
-import { SdkError, SdkErrorCode } from '@modelcontextprotocol/client';
+import { SdkError, SdkErrorCode, specTypeSchemas } from '@modelcontextprotocol/client';
 import { callToolResult } from '../../src/mcp/session.js';
 
 describe('callToolResult: a 2025-era tools/call answer as the SDK Client returns it', () => {
@@ -27,5 +27,29 @@ describe('callToolResult: a 2025-era tools/call answer as the SDK Client returns
     }
     expect(err).toBeInstanceOf(SdkError);
     expect(err).toMatchObject({ code: SdkErrorCode.InvalidResult });
+  });
+
+  // The common text answer is checked by hand: what it returns must be what the schema returns.
+  it.each([
+    ['one text block', { content: [{ type: 'text', text: 'hi' }] }],
+    ['no blocks', { content: [] }],
+    ['several blocks, isError', { content: [{ type: 'text', text: 'a' }, { type: 'text', text: '' }], isError: true }],
+    ['structured content', { content: [{ type: 'text', text: '{"sum":3}' }], structuredContent: { sum: 3, nested: { a: [1, 'x', null] } } }],
+    ['isError false', { content: [{ type: 'text', text: 'a' }], isError: false }],
+    ['annotations (schema path)', { content: [{ type: 'text', text: 'a', annotations: { audience: ['user'] } }] }],
+    ['_meta (schema path)', { content: [{ type: 'text', text: 'a' }], _meta: { k: 1 } }],
+    ['an image (schema path)', { content: [{ type: 'image', data: 'AAAA', mimeType: 'image/png' }] }],
+    ['structuredContent an array (schema path)', { content: [], structuredContent: [1] }],
+  ])('%s: the same value as the SDK schema', (_n, raw) => {
+    const schema = specTypeSchemas.CallToolResult['~standard'].validate(raw) as { value: unknown };
+    expect(callToolResult(raw)).toEqual(schema.value);
+  });
+
+  it.each([
+    ['isError not a boolean', { content: [{ type: 'text', text: 'a' }], isError: 'yes' }],
+    ['text not a string', { content: [{ type: 'text', text: 5 }] }],
+    ['a null block', { content: [null] }],
+  ])('%s: refused as the schema refuses it', (_n, raw) => {
+    expect(() => callToolResult(raw)).toThrow(SdkError);
   });
 });
