@@ -413,6 +413,35 @@ describe('rpc(): a 2025-era request answered by the transport, as the Client wou
     expect(viaRpc).toEqual(viaClient);
   });
 
+  it.each([
+    ['a message that is an object', '{"code":-32000,"message":{"toString":1}}'],
+    ['a code that is an object', '{"code":{"valueOf":1,"toString":1},"message":"m"}'],
+    ['an error that is null', 'null'],
+  ])('a hostile error envelope (%s) fails the call at once, over JSON and over SSE: never a hang, never a throw elsewhere', async (_n, error) => {
+    const url = await tinyServer(async (req, res, body) => {
+      if (body.method === 'initialize') return json(res, { jsonrpc: '2.0', id: body.id, result: { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 't', version: '1' } } });
+      const raw = `{"jsonrpc":"2.0","id":${JSON.stringify(body.id)},"error":${error}}`;
+      if ((body as { params?: { name?: string } }).params?.name === 'sse') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        return void res.end(`event: message\ndata: ${raw}\n\n`);
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(raw);
+    });
+    const { transport } = await connect(url, 'legacy');
+    for (const name of ['json', 'sse']) {
+      const outcome = await Promise.race([
+        rpc(transport, name, {}, { timeoutMs: 3000 }).then(
+          () => 'resolved',
+          (e: unknown) => e,
+        ),
+        new Promise((r) => setTimeout(() => r('hung'), 2000)),
+      ]);
+      expect(outcome).toBeInstanceOf(SdkError);
+      expect(outcome).toMatchObject({ code: SdkErrorCode.InvalidResult });
+    }
+  });
+
   it('closing the transport fails a pending request with ConnectionClosed', async () => {
     const { transport } = await connect(mcp.url, 'legacy');
     const pending = rpc(transport, 'slow', { ms: 5000 }).catch((e: unknown) => e);

@@ -247,9 +247,19 @@ export class UndiciTransport implements Transport {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         if (answer instanceof Error) return reject(answer);
-        const e = answer.error as { code?: unknown; message?: unknown; data?: unknown } | undefined;
-        if (e !== undefined) return reject(ProtocolError.fromError(Number(e?.code), String(e?.message ?? ''), e?.data));
-        resolve(answer.result);
+        const e = answer.error as { code?: unknown; message?: unknown; data?: unknown } | null | undefined;
+        if (e === undefined) return resolve(answer.result);
+        // Only a real error object (numeric code, string message) is the server's error; coercing
+        // anything else could throw here — after the request was forgotten (a hang) or inside the
+        // stream's data handler.
+        if (e === null || typeof e !== 'object' || typeof e.code !== 'number' || (e.message !== undefined && typeof e.message !== 'string')) {
+          return reject(new SdkError(SdkErrorCode.InvalidResult, `Invalid JSON-RPC error for ${method}`));
+        }
+        try {
+          reject(ProtocolError.fromError(e.code, (e.message as string | undefined) ?? '', e.data));
+        } catch (err) {
+          reject(err);
+        }
       };
       const cancel = (reason: unknown) => {
         if (!this.own.has(id)) return;
