@@ -140,6 +140,21 @@ describe('the broker: hot routes answer identically on the fast path and through
     expect(await count('/v1/responses/')).toBe(before.resp + 1);
   });
 
+  it('a request its handler failed is counted under its full route on both paths (express had lost the mount prefix: route="/call")', async () => {
+    const count = async (route: string, status: string) => {
+      const text = await (await fetch(`${b.url}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith('broker_http_request_duration_seconds_count') && l.includes(`route="${route}"`) && l.includes(`status="${status}"`));
+      return line ? Number(line.split(' ').pop()) : 0;
+    };
+    const before = { call: await count('/v1/mcp/call', '404'), resp: await count('/v1/responses/:id', '404') };
+    const { fast, slow } = await both('/v1/mcp/call', { body: { tool: { type: 'mcp', server_label: 'nope' }, name: 'echo' } });
+    expect([fast.status, slow.status]).toEqual([404, 404]);
+    expect((await b.call('GET', '/v1/responses/resp_nope')).status).toBe(404);
+    expect(await count('/v1/mcp/call', '404')).toBe(before.call + 2);
+    expect(await count('/v1/responses/:id', '404')).toBe(before.resp + 1);
+    expect(await count('/call', '404')).toBe(0);
+  });
+
   it('a streamed response on the fast path is the same event sequence', async () => {
     const stream = async (path: string) => {
       const r = await fetch(b.url + path, { method: 'POST', headers: { authorization: `Bearer sk-test-key-a-0123456789`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'm', input: 'hi', stream: true }) });

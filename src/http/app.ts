@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import express, { type Express, type RequestHandler, type Router } from 'express';
+import express, { type Express, type Request, type RequestHandler, type Router } from 'express';
 import type { Logger } from 'pino';
 import type { ApprovalService } from '../approvals/service.js';
 import type { Broker } from '../broker/broker.js';
 import { UpstreamError } from '../errors/index.js';
 import type { Metrics } from '../obs/metrics.js';
-import { serverSpans } from '../obs/tracing.js';
+import { routeTemplate, serverSpans } from '../obs/tracing.js';
 import { approvalVisibility, authenticate, bindCaller, limitRate, type Credentials } from './auth.js';
 import type { RateLimiter } from '../keys/rateLimit.js';
 import type { KeyStore } from '../keys/store.js';
@@ -50,11 +50,22 @@ function timing(metrics: Metrics): RequestHandler {
   return (req, res, next) => {
     const started = performance.now();
     res.on('finish', () => {
-      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';
-      observe(metrics, route, req, res, started);
+      observe(metrics, metricRoute(req), req, res, started);
     });
     next();
   };
+}
+
+/**
+ * `${baseUrl}${route.path}`, or 'unmatched'. After a handler's error left a mounted router,
+ * express has reset baseUrl: the mount prefix comes back from the URL (as for trace spans).
+ */
+function metricRoute(req: Request): string {
+  const path = req.route?.path;
+  if (typeof path !== 'string') return 'unmatched';
+  if (req.baseUrl) return `${req.baseUrl}${path}`;
+  const t = routeTemplate(req) ?? path;
+  return path === '/' && t !== '/' ? `${t}/` : t;
 }
 
 function observe(metrics: Metrics, route: string, req: IncomingMessage, res: ServerResponse, started: number) {
