@@ -75,6 +75,38 @@ describe('installFastPath on an express app', () => {
   });
 });
 
+describe('installFastPath: an error handler that throws', () => {
+  it.each([
+    ['a throw', (() => {
+      throw new Error('in the chain');
+    }) as never],
+    ['a rejection', (async () => {
+      throw new Error('in the chain');
+    }) as never],
+  ])('after %s in the chain, still answers 500 (express would, through its finalhandler) and the server lives on', async (_n, failing) => {
+    const app = express();
+    installFastPath(app, {
+      routes: { '/hot': { route: '/hot', chain: [failing] }, '/ok': { route: '/ok', chain: [(_req, res) => void res.end('ok')] } },
+      onError: () => {
+        throw new Error('in the error handler');
+      },
+      observe: () => undefined,
+    });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const r = await fetch(`${base}/hot`, { method: 'POST', signal: AbortSignal.timeout(3000) });
+      expect(r.status).toBe(500);
+      expect((await r.json()).error).toMatchObject({ type: 'server_error' });
+      expect(await (await fetch(`${base}/ok`, { method: 'POST' })).text()).toBe('ok');
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
+
 describe('the broker: hot routes answer identically on the fast path and through express', () => {
   let mcp: McpFixture;
   let model: FakeModel;

@@ -64,6 +64,22 @@ export function installFastPath(app: Express, o: FastPathOptions): void {
     res.once('finish', () => o.observe(hot.route, req, res, started));
     const rq = req as Request;
     const rs = res as Response;
-    runChain(hot.chain, rq, rs, (err) => o.onError(err, rq, rs));
+    runChain(hot.chain, rq, rs, (err) => {
+      try {
+        o.onError(err, rq, rs);
+      } catch {
+        lastResort(res);
+      }
+    });
   };
+}
+
+/** The error handler itself threw: as express's finalhandler would, a 500 (or the socket ends), never a hang or a crash. */
+function lastResort(res: ServerResponse): void {
+  if (res.headersSent) return void res.destroy();
+  const body = '{"error":{"message":"Internal server error.","type":"server_error","param":null,"code":null}}';
+  res.statusCode = 500;
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.end(body);
 }
