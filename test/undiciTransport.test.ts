@@ -442,6 +442,30 @@ describe('rpc(): a 2025-era request answered by the transport, as the Client wou
     }
   });
 
+  it('a server request (ping) and a notification on the call\'s SSE stream reach the Client, which answers; then the answer settles the call', async () => {
+    let pong: ((v: unknown) => void) | undefined;
+    const ponged = new Promise((r) => (pong = r));
+    const url = await tinyServer(async (_req, res, body) => {
+      if (body.method === 'initialize') return json(res, { jsonrpc: '2.0', id: body.id, result: { protocolVersion: '2025-11-25', capabilities: { tools: {}, logging: {} }, serverInfo: { name: 't', version: '1' } } });
+      if (body.method === undefined) {
+        pong!(body);
+        return void res.writeHead(202).end();
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'working' } })}\n\n`);
+      res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', id: 'mcpb-1', method: 'ping' })}\n\n`);
+      await ponged;
+      res.end(`data: ${JSON.stringify({ jsonrpc: '2.0', id: body.id, result: { content: [{ type: 'text', text: 'done' }] } })}\n\n`);
+    });
+    const { client, transport } = await connect(url, 'legacy');
+    const logged: unknown[] = [];
+    client.setNotificationHandler('notifications/message', (n) => void logged.push(n.params.data));
+    const r = await rpc(transport, 't', {}, { timeoutMs: 3000 });
+    expect(text(r)).toBe('done');
+    expect(await ponged).toMatchObject({ id: 'mcpb-1', result: {} });
+    expect(logged).toEqual(['working']);
+  });
+
   it('closing the transport fails a pending request with ConnectionClosed', async () => {
     const { transport } = await connect(mcp.url, 'legacy');
     const pending = rpc(transport, 'slow', { ms: 5000 }).catch((e: unknown) => e);
