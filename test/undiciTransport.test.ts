@@ -399,6 +399,20 @@ describe('rpc(): a 2025-era request answered by the transport, as the Client wou
     ['content not an array', { content: 'text' }],
     ['block without a type', { content: [{ text: 'x' }] }],
     ['another family, no content', { task: { taskId: 't' } }],
+    ['content null', { content: null }],
+    ['isError a string', { content: [], isError: 'true' }],
+    ['structuredContent an array', { content: [], structuredContent: [1] }],
+    ['structuredContent null', { content: [], structuredContent: null }],
+    ['_meta', { content: [{ type: 'text', text: 'x' }], _meta: { a: 1 } }],
+    ['a text block with _meta', { content: [{ type: 'text', text: 'x', _meta: { a: 1 } }] }],
+    ['a __proto__ key in a block', JSON.parse('{"content":[{"type":"text","text":"x","__proto__":{"type":"image"}}]}')],
+    ['a __proto__ key in the result', JSON.parse('{"__proto__":{"isError":true},"content":[{"type":"text","text":"x"}]}')],
+    ['__proto__ and constructor in structuredContent', JSON.parse('{"content":[],"structuredContent":{"__proto__":{"a":1},"constructor":{"prototype":{"b":2}}}}')],
+    ['audio, an embedded resource, annotations', { content: [{ type: 'audio', data: 'AAAA', mimeType: 'audio/wav' }, { type: 'resource', resource: { uri: 'file:///a', text: 'a' } }, { type: 'text', text: 'x', annotations: { audience: ['user'], priority: 0.5 } }] }],
+    ['a tool_use block', { content: [{ type: 'tool_use', id: 'u', name: 'n', input: {} }] }],
+    ['a tool_result block', { content: [{ type: 'tool_result', toolUseId: 'u', content: [] }] }],
+    ['structuredContent a string', { content: [{ type: 'text', text: 'x' }], structuredContent: 'x' }],
+    ['20000 text blocks', { content: Array.from({ length: 20000 }, (_, i) => ({ type: 'text', text: String(i) })) }],
     // (A non-object `result` is not here: the Client takes it for no message at all and waits
     // for its timeout; rpc() fails it at once as an invalid result — test/unit/callToolResult.)
   ])('same outcome as Client.callTool for an answer of %s', async (_n, result) => {

@@ -105,11 +105,29 @@ export function callToolResult(raw: unknown): CallToolResult {
     }
     if (w.content === undefined) value = { ...w, content: [] };
   }
+  value = structuredAs2025(value);
   if (plainTextResult(value)) return value;
   const r = specTypeSchemas.CallToolResult['~standard'].validate(value);
   if (r instanceof Promise) throw new TypeError('CallToolResult validation is synchronous');
   if (r.issues) throw new SdkError(SdkErrorCode.InvalidResult, `Invalid result for tools/call: ${r.issues.map((i) => i.message).join('; ')}`);
   return r.value as CallToolResult;
+}
+
+/**
+ * `structuredContent` as the Client's 2025-era wire schema takes it — a record (an object, not
+ * an array or null), its own `__proto__` key not kept — where the exported schema above (the
+ * SDK's wider neutral one) takes any value as it is.
+ */
+function structuredAs2025(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  const sc = (value as { structuredContent?: unknown }).structuredContent;
+  if (sc === undefined) return value;
+  if (sc === null || typeof sc !== 'object' || Array.isArray(sc)) {
+    throw new SdkError(SdkErrorCode.InvalidResult, 'Invalid result for tools/call: structuredContent must be an object');
+  }
+  if (!Object.hasOwn(sc, '__proto__')) return value;
+  const { ['__proto__']: _drop, ...rest } = sc as Record<string, unknown>;
+  return { ...(value as Record<string, unknown>), structuredContent: rest };
 }
 
 const RESULT_KEYS = new Set(['content', 'structuredContent', 'isError']);

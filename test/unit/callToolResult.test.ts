@@ -18,6 +18,9 @@ describe('callToolResult: a 2025-era tools/call answer as the SDK Client returns
     ['another result family without content', { task: { taskId: 't' } }],
     ['not an object', 'text'],
     ['null', null],
+    // The neutral schema takes these; the Client's 2025-era wire schema (a record) does not.
+    ['structuredContent an array', { content: [], structuredContent: [1] }],
+    ['structuredContent null', { content: [], structuredContent: null }],
   ])('%s → SdkError InvalidResult', (_n, raw) => {
     let err: unknown;
     try {
@@ -39,7 +42,6 @@ describe('callToolResult: a 2025-era tools/call answer as the SDK Client returns
     ['annotations (schema path)', { content: [{ type: 'text', text: 'a', annotations: { audience: ['user'] } }] }],
     ['_meta (schema path)', { content: [{ type: 'text', text: 'a' }], _meta: { k: 1 } }],
     ['an image (schema path)', { content: [{ type: 'image', data: 'AAAA', mimeType: 'image/png' }] }],
-    ['structuredContent an array (schema path)', { content: [], structuredContent: [1] }],
   ])('%s: the same value as the SDK schema', (_n, raw) => {
     const schema = specTypeSchemas.CallToolResult['~standard'].validate(raw) as { value: unknown };
     expect(callToolResult(raw)).toEqual(schema.value);
