@@ -412,6 +412,10 @@ describe('rpc(): a 2025-era request answered by the transport, as the Client wou
     ['a tool_use block', { content: [{ type: 'tool_use', id: 'u', name: 'n', input: {} }] }],
     ['a tool_result block', { content: [{ type: 'tool_result', toolUseId: 'u', content: [] }] }],
     ['structuredContent a string', { content: [{ type: 'text', text: 'x' }], structuredContent: 'x' }],
+    ['a text block with an extra key', { content: [{ type: 'text', text: 'x', extra: 1 }] }],
+    ['an image block with an extra key', { content: [{ type: 'image', data: 'AAAA', mimeType: 'image/png', extra: 1 }] }],
+    ['a text block with null annotations', { content: [{ type: 'text', text: 'x', annotations: null }] }],
+    ['isError with no content', { isError: true }],
     ['20000 text blocks', { content: Array.from({ length: 20000 }, (_, i) => ({ type: 'text', text: String(i) })) }],
     // (A non-object `result` is not here: the Client takes it for no message at all and waits
     // for its timeout; rpc() fails it at once as an invalid result — test/unit/callToolResult.)
