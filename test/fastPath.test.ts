@@ -185,6 +185,14 @@ describe('the broker: hot routes answer identically on the fast path and through
     expect(await count('/v1/mcp/call', '404')).toBe(before.call + 2);
     expect(await count('/v1/responses/:id', '404')).toBe(before.resp + 1);
     expect(await count('/call', '404')).toBe(0);
+    // The mount prefix is one of the app's mounts, never text from the URL (labels stay bounded).
+    const before2 = { wild: await count('/console/{*path}', '404'), call: await count('/v1/mcp/call', '404') };
+    expect((await b.call('GET', '/console/a/b/c/d')).status).toBe(404);
+    expect((await b.call('POST', '/V1/MCP/call?x', { body: { tool: { type: 'mcp', server_label: 'nope' }, name: 'echo' } })).status).toBe(404);
+    expect(await count('/console/{*path}', '404')).toBe(before2.wild + 1);
+    expect(await count('/v1/mcp/call', '404')).toBe(before2.call + 1);
+    const text = await (await fetch(`${b.url}/metrics`)).text();
+    expect(text).not.toMatch(/route="[^"]*(a\/b|V1|MCP)/);
   });
 
   it('a streamed response on the fast path is the same event sequence', async () => {

@@ -5,7 +5,7 @@ import type { ApprovalService } from '../approvals/service.js';
 import type { Broker } from '../broker/broker.js';
 import { UpstreamError } from '../errors/index.js';
 import type { Metrics } from '../obs/metrics.js';
-import { routeTemplate, serverSpans } from '../obs/tracing.js';
+import { serverSpans } from '../obs/tracing.js';
 import { approvalVisibility, authenticate, bindCaller, limitRate, type Credentials } from './auth.js';
 import type { RateLimiter } from '../keys/rateLimit.js';
 import type { KeyStore } from '../keys/store.js';
@@ -56,16 +56,21 @@ function timing(metrics: Metrics): RequestHandler {
   };
 }
 
+/** The app's router mounts (createApp), longest first. */
+const MOUNTS = ['/v1/mcp/approvals', '/v1/responses', '/console', '/v1/mcp', '/oauth', '/admin'];
+
 /**
- * `${baseUrl}${route.path}`, or 'unmatched'. After a handler's error left a mounted router,
- * express has reset baseUrl: the mount prefix comes back from the URL (as for trace spans).
+ * `${baseUrl}${route.path}`, or 'unmatched'. Once a request left a mounted router (a handler's
+ * error, or next() to the 404) express has reset baseUrl: the prefix is then the app mount the
+ * path is under — one of MOUNTS, never text from the URL, so labels stay bounded.
  */
 function metricRoute(req: Request): string {
   const path = req.route?.path;
   if (typeof path !== 'string') return 'unmatched';
   if (req.baseUrl) return `${req.baseUrl}${path}`;
-  const t = routeTemplate(req) ?? path;
-  return path === '/' && t !== '/' ? `${t}/` : t;
+  const actual = (req.originalUrl.split('?')[0] ?? '').toLowerCase();
+  const mount = MOUNTS.find((m) => actual === m || actual.startsWith(`${m}/`)) ?? '';
+  return `${mount}${path}`;
 }
 
 function observe(metrics: Metrics, route: string, req: IncomingMessage, res: ServerResponse, started: number) {
