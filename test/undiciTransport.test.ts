@@ -128,6 +128,19 @@ describe('v2 SDK server', () => {
   });
 
   it.each([
+    ['JSON', () => dual],
+    ['SSE', () => dualSse],
+  ])('rpc() (2025-11-25): an answer over the cap (%s) fails that call with RESPONSE_TOO_LARGE; concurrent calls and the transport are unharmed', async (_n, fx) => {
+    const { transport } = await connect(fx().url, 'legacy');
+    const call = (name: string, args: Record<string, unknown>) => transport.rpc('tools/call', { name, arguments: args }, { timeoutMs: 5000 });
+    const [big, small] = await Promise.all([call('big', { n: MAX * 2 }).catch((e: unknown) => e), call('echo', { text: 'beside' })]);
+    expect(big).toBeInstanceOf(ProtocolError);
+    expect((big as ProtocolError).code).toBe(RESPONSE_TOO_LARGE);
+    expect(text(small)).toBe('echo: beside');
+    expect(text(await call('big', { n: 1000 }))).toHaveLength(1000);
+  });
+
+  it.each([
     ['2026-07-28 closes the per-request stream', 'auto'],
     ['2025-11-25 sends notifications/cancelled and closes the POST', 'legacy'],
   ] as const)('an aborted call ends its request (%s)', async (_n, mode) => {
