@@ -8,6 +8,7 @@ import { startReceiver, WEBHOOK_SECRET } from './fixtures/webhookReceiver.js';
 import { startRedis } from './fixtures/redis.js';
 import { KEY_A, record, startBroker, type TestBroker } from './fixtures/broker.js';
 import type { Request } from 'express';
+import { mountOf } from '../src/http/mounts.js';
 import { flushTracing, routeTemplate, startTracing, stopTracing, tracingConfig, tracingEnabled } from '../src/obs/tracing.js';
 
 const SERVER = 2;
@@ -56,6 +57,10 @@ describe('tracing configuration', () => {
       [req('', undefined, '/no/such/path'), undefined],
     ];
     for (const [r, want] of table) expect(routeTemplate(r)).toBe(want);
+    // With the app's mounts (what the app passes): the prefix is a mount, never URL text.
+    expect(routeTemplate(req('', '/{*path}', '/console/a/b/c'), mountOf)).toBe('/console/{*path}');
+    expect(routeTemplate(req('', '/:id', '/v1/mcp/approvals/mcpr_1'), mountOf)).toBe('/v1/mcp/approvals/:id');
+    expect(routeTemplate(req('', '/healthz', '/healthz'), mountOf)).toBe('/healthz');
   });
 
   it('off: nothing of the SDK is loaded (a fresh process loading the whole broker)', () => {

@@ -17,6 +17,7 @@ import { consoleAdminRoutes, consoleRoutes } from './routes/console.js';
 import { keyRoutes } from './routes/keys.js';
 import { callHandler, listToolsHandler, mcpRoutes } from './routes/mcp.js';
 import { installFastPath, type HotRoutes } from './fastPath.js';
+import { MOUNT, mountOf } from './mounts.js';
 import { openapiRoute } from './routes/openapi.js';
 import { adminOAuthRoutes, oauthPublicRoutes } from './routes/oauth.js';
 import type { OAuthManager } from '../oauth/manager.js';
@@ -56,21 +57,15 @@ function timing(metrics: Metrics): RequestHandler {
   };
 }
 
-/** The app's router mounts (createApp), longest first. */
-const MOUNTS = ['/v1/mcp/approvals', '/v1/responses', '/console', '/v1/mcp', '/oauth', '/admin'];
-
 /**
- * `${baseUrl}${route.path}`, or 'unmatched'. Once a request left a mounted router (a handler's
- * error, or next() to the 404) express has reset baseUrl: the prefix is then the app mount the
- * path is under — one of MOUNTS, never text from the URL, so labels stay bounded.
+ * `${baseUrl}${route.path}`, or 'unmatched'. After a request left a mounted router express
+ * has reset baseUrl: the prefix is then its mount (mounts.ts), never text from the URL.
  */
 function metricRoute(req: Request): string {
   const path = req.route?.path;
   if (typeof path !== 'string') return 'unmatched';
   if (req.baseUrl) return `${req.baseUrl}${path}`;
-  const actual = (req.originalUrl.split('?')[0] ?? '').toLowerCase();
-  const mount = MOUNTS.find((m) => actual === m || actual.startsWith(`${m}/`)) ?? '';
-  return `${mount}${path}`;
+  return `${mountOf(req.originalUrl)}${path}`;
 }
 
 function observe(metrics: Metrics, route: string, req: IncomingMessage, res: ServerResponse, started: number) {
@@ -82,7 +77,7 @@ export function createApp(d: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  const spans = serverSpans();
+  const spans = serverSpans({ mountOf });
   if (spans) app.use(spans);
   app.use(timing(d.metrics));
 
@@ -104,15 +99,15 @@ export function createApp(d: AppDeps): Express {
   const json = jsonBody(d.maxBodyBytes, { bindContext: spans !== undefined });
   // Every /v1/* request of a named key counts toward its rate limit; grants bind after the body.
   const limit = limitRate(d.rateLimiter);
-  app.use('/console', consoleRoutes());
-  if (d.oauth) app.use('/oauth', oauthPublicRoutes(d.broker.d.registry, d.oauth));
+  app.use(MOUNT.console, consoleRoutes());
+  if (d.oauth) app.use(MOUNT.oauth, oauthPublicRoutes(d.broker.d.registry, d.oauth));
   const admin = [adminRoutes(d.broker, d.oauth), keyRoutes(d.keys, d.logger), consoleAdminRoutes(d.broker)];
   if (d.oauth) admin.push(adminOAuthRoutes(d.broker.d.registry, d.oauth));
-  app.use('/admin', authenticate(d.credentials, ['admin']), json, ...admin);
-  app.use('/v1/mcp/approvals', authenticate(d.credentials, ['api', 'approver']), limit, json, approvalVisibility(d.approvals), approvalRoutes(d.approvals));
+  app.use(MOUNT.admin, authenticate(d.credentials, ['admin']), json, ...admin);
+  app.use(MOUNT.approvals, authenticate(d.credentials, ['api', 'approver']), limit, json, approvalVisibility(d.approvals), approvalRoutes(d.approvals));
   const api = [authenticate(d.credentials, ['api']), limit, json, bindCaller];
-  app.use('/v1/mcp', ...api, mcpRoutes(d.broker));
-  if (d.responses) app.use('/v1/responses', ...api, d.responses.routes);
+  app.use(MOUNT.mcp, ...api, mcpRoutes(d.broker));
+  if (d.responses) app.use(MOUNT.responses, ...api, d.responses.routes);
 
   const onError = errorHandler(d.logger);
   app.use(notFoundRoute);
@@ -122,7 +117,7 @@ export function createApp(d: AppDeps): Express {
   // server span first when tracing is on.
   if (d.fastPath !== false) {
     const hot = (route: string, spanRoute: string, handler: RequestHandler) => {
-      const span = spans && serverSpans(spanRoute);
+      const span = spans && serverSpans({ route: spanRoute });
       return { route, chain: [...(span ? [span] : []), ...api, handler] };
     };
     const routes: HotRoutes = {

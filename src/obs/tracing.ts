@@ -317,12 +317,13 @@ export function webhookSpan<T extends number | undefined>(job: { id: string; typ
 }
 
 /** The matched route template, e.g. `/admin/servers/:label` (never the actual path). */
-export function routeTemplate(req: Request): string | undefined {
+export function routeTemplate(req: Request, mountOf?: (originalUrl: string) => string): string | undefined {
   const path = req.route?.path;
   if (typeof path !== 'string') return undefined;
   if (req.baseUrl) return `${req.baseUrl}${path === '/' ? '' : path}` || '/';
-  // After an error left the router express has reset baseUrl: the mount prefix is the
-  // leading segments of the actual path (mount paths are static).
+  // After an error left the router express has reset baseUrl: the mount prefix is the app's
+  // mount the path is under (bounded), else the leading segments of the actual path.
+  if (mountOf) return `${mountOf(req.originalUrl)}${path === '/' ? '' : path}` || '/';
   const actual = (req.originalUrl.split('?')[0] ?? '').split('/').filter(Boolean);
   const tmpl = path.split('/').filter(Boolean);
   const prefix = actual.slice(0, Math.max(0, actual.length - tmpl.length));
@@ -334,7 +335,8 @@ export function routeTemplate(req: Request): string | undefined {
  * template (`route` when the caller knows it: the fast path's routes, which express never
  * matched). Undefined when tracing is off (the app installs nothing).
  */
-export function serverSpans(route?: string): RequestHandler | undefined {
+export function serverSpans(o: { route?: string; mountOf?: (originalUrl: string) => string } = {}): RequestHandler | undefined {
+  const route = o.route;
   const s = state;
   if (!s) return undefined;
   const { api, tracer } = s;
@@ -353,7 +355,7 @@ export function serverSpans(route?: string): RequestHandler | undefined {
     const end = () => {
       if (ended) return;
       ended = true;
-      const template = route ?? routeTemplate(req);
+      const template = route ?? routeTemplate(req, o.mountOf);
       if (template) {
         span.setAttribute('http.route', template);
         span.updateName(`${req.method} ${template}`);
