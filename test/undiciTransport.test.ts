@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
 import { Client, ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from '@modelcontextprotocol/client';
 import { RESPONSE_TOO_LARGE, UndiciTransport, UpstreamConnectionError, isConnectFailure } from '../src/mcp/undiciTransport.js';
-import { callToolResult } from '../src/mcp/session.js';
+import { callToolResult } from '../src/mcp/callResult.js';
 import { SseParser, type SseEvent } from '../src/mcp/sseParser.js';
 import { startTransportV2Server as startV2Server, type TransportV2Fixture as V2Fixture } from './fixtures/transportV2Server.js';
 import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';

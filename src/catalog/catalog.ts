@@ -2,10 +2,10 @@ import { LRUCache } from 'lru-cache';
 import type { Tool } from '@modelcontextprotocol/client';
 import type { ServerRecord } from '../config/serverRecord.js';
 import type { RegistryStore } from '../registry/store.js';
-import { classifyUpstreamError, MAX_REASON_CHARS, stripQueries, type Secrets } from '../mcp/failure.js';
+import { classifyUpstreamError, MAX_REASON_CHARS, stripQueries } from '../mcp/failure.js';
 import type { Upstreams, UpstreamTarget } from '../mcp/upstreams.js';
 import { canonicalSha256 } from '../util/ids.js';
-import { mergeSecrets, scrub, scrubJson } from '../util/scrub.js';
+import { mergeSecrets, scrub, scrubJson, scrubWith, type Secrets } from '../util/scrub.js';
 
 export interface CatalogTool {
   tool: Tool;
@@ -73,7 +73,7 @@ export function unsupportedReason(t: Tool): string | undefined {
 export function statusText(err: unknown, secrets: Secrets = []): string {
   const f = classifyUpstreamError(err, secrets);
   const raw = stripQueries(f.kind === 'protocol' ? `MCP error ${f.code}: ${f.message}` : f.message);
-  const text = typeof secrets === 'function' ? secrets(raw) : scrub(raw, secrets);
+  const text = scrubWith(raw, secrets);
   return text.length > MAX_REASON_CHARS ? `${text.slice(0, MAX_REASON_CHARS - 1)}…` : text;
 }
 
@@ -236,8 +236,7 @@ export class Catalog {
     } catch (err) {
       // This server's secrets and every one the broker knows, scrubbed before the text is clipped.
       const secrets = secretsNow();
-      const text = statusText(err, (t) => this.scrubText(scrub(t, secrets)));
-      st.last_error = text.length > MAX_REASON_CHARS ? `${text.slice(0, MAX_REASON_CHARS - 1)}…` : text;
+      st.last_error = statusText(err, (t) => this.scrubText(scrub(t, secrets)));
       throw err;
     }
     st.unsupported.clear();

@@ -3,7 +3,7 @@ import { STATUS_CODES } from 'node:http';
 import { findEgressDenied } from './egress.js';
 import { ProbeNotAnswered, RESPONSE_TOO_LARGE } from './fetch.js';
 import { ListingTooLargeError } from './session.js';
-import { scrub } from '../util/scrub.js';
+import { scrubWith, type Secrets } from '../util/scrub.js';
 
 /** What went wrong talking to an MCP server, in the terms items and 424s are built from. */
 export type UpstreamFailure =
@@ -33,11 +33,8 @@ export function stripQueries(text: string): string {
 
 const clipReason = (m: string) => (m.length > MAX_REASON_CHARS ? `${m.slice(0, MAX_REASON_CHARS)}…` : m);
 
-/** Expanded secret values (util/scrub.ts) or a scrubber applying them. */
-export type Secrets = readonly string[] | ((text: string) => string);
-
 /** A server's own text as passed on: secrets scrubbed before it is clipped (a clip must not leave half a token), no query strings. */
-const reasonOf = (m: string, secrets: Secrets) => clipReason(stripQueries(typeof secrets === 'function' ? secrets(m) : scrub(m, secrets)));
+const reasonOf = (m: string, secrets: Secrets) => clipReason(stripQueries(scrubWith(m, secrets)));
 
 /** The JSON-RPC error message in an HTTP error body, if the body is one. */
 function rpcMessageOf(body: unknown, secrets: Secrets): string | undefined {

@@ -119,8 +119,8 @@ export class Upstreams {
     const inner = p as AuthProvider;
     let s = this.sent.get(inner);
     if (!s) {
-      const entry: SentTokens = { provider: undefined as unknown as AuthProvider, tokens: [], forms: [] };
-      entry.provider = {
+      const entry: Omit<SentTokens, 'provider'> = { tokens: [], forms: [] };
+      const provider: AuthProvider = {
         token: async () => {
           const token = await inner.token();
           if (token && entry.tokens.at(-1) !== token) {
@@ -131,7 +131,8 @@ export class Upstreams {
         },
         ...(inner.onUnauthorized ? { onUnauthorized: (ctx) => inner.onUnauthorized!(ctx) } : {}),
       };
-      this.sent.set(inner, (s = entry));
+      s = Object.assign(entry, { provider });
+      this.sent.set(inner, s);
     }
     return s.provider;
   }

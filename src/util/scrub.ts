@@ -29,6 +29,12 @@ export function expandSecrets(secrets: Iterable<string>): string[] {
   return [...out].sort((a, b) => b.length - a.length);
 }
 
+/** Expanded secret values (expandSecrets), or a scrubber that applies them. */
+export type Secrets = readonly string[] | ((text: string) => string);
+
+/** `text` with `secrets` applied, whichever form they come in. */
+export const scrubWith = (text: string, secrets: Secrets): string => (typeof secrets === 'function' ? secrets(text) : scrub(text, secrets));
+
 /** Several expanded lists as one (for scrub): distinct, longest first, so no shorter secret is replaced inside a longer one of another list. */
 export function mergeSecrets(...lists: ReadonlyArray<readonly string[]>): string[] {
   const nonEmpty = lists.filter((l) => l.length > 0);

@@ -1,5 +1,5 @@
 import { SdkError, SdkErrorCode, specTypeSchemas } from '@modelcontextprotocol/client';
-import { callToolResult } from '../../src/mcp/session.js';
+import { callToolResult } from '../../src/mcp/callResult.js';
 
 describe('callToolResult: a 2025-era tools/call answer as the SDK Client returns it', () => {
   it.each([
