@@ -12,7 +12,7 @@ import { Agent, request } from 'undici';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { MemoryApprovalStore } from '../src/approvals/memoryStore.js';
 import { ApprovalService } from '../src/approvals/service.js';
-import { summarize, ms } from './stats.js';
+import { summarize, ms, shuffler } from './stats.js';
 
 const ADMIN = 'bench-admin';
 const KEY = 'bench-key';
@@ -194,11 +194,10 @@ async function benchCall(base: string, url: string) {
   const hopped: number[] = [];
   let cpu = 0;
   let hopCpu = 0;
+  const shuffle = shuffler();
   for (let i = 0; i < 3200; i++) {
     const warm = i < 200;
-    const order = i % 3;
-    for (let k = 0; k < 3; k++) {
-      const which = (order + k) % 3;
+    for (const which of shuffle([0, 1, 2])) {
       const t = performance.now();
       if (which === 0) {
         await client.callTool({ name: 'echo', arguments: { text: 'bench' } });
@@ -498,16 +497,19 @@ async function benchList(base: string, url: string) {
   };
   const names = Object.keys(ops);
   let cpu0 = 0;
+  let noopCpu0 = 0;
+  const shuffle = shuffler();
   for (let i = 0; i < 1100; i++) {
-    if (i === 100) cpu0 = await brokerCpuMs(base);
-    for (let k = 0; k < names.length; k++) {
-      const name = names[(i + k) % names.length]!;
+    if (i === 100) (cpu0 = await brokerCpuMs(base)), (noopCpu0 = await childCpuMs(noop.proc));
+    for (const name of shuffle(names)) {
       const t = performance.now();
       await ops[name]!();
       if (i >= 100) lat[name]!.push(performance.now() - t);
     }
   }
   const listCpu = ((await brokerCpuMs(base)) - cpu0) / 1000;
+  // Both of the noop child's servers answered as many requests (express and bare node:http).
+  const noopCpu = ((await childCpuMs(noop.proc)) - noopCpu0) / 2000;
   await client.close();
   noop.proc.kill();
   const p50 = (n: string) => summarize(lat[n]!).p50;
@@ -521,6 +523,7 @@ async function benchList(base: string, url: string) {
   row('bare node:http ÷ direct listTools, p50 (the least any HTTP answer costs here)', (p50('raw') / d).toFixed(2), '');
   row('cached list_tools ÷ bare node:http, p50', (p50('cached') / p50('raw')).toFixed(2), '');
   row('broker CPU per cached list_tools', ms(listCpu), '');
+  row('noop child CPU per answer (mean of its express and bare node:http answers)', ms(noopCpu), '');
 }
 
 async function benchApprovals(base: string) {

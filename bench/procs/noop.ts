@@ -22,3 +22,9 @@ const port = (s: { address(): unknown }) => (s.address() as { port: number }).po
 const server = app.listen(0, '127.0.0.1', () =>
   raw.listen(0, '127.0.0.1', () => process.send!({ url: `http://127.0.0.1:${port(server)}/noop`, rawUrl: `http://127.0.0.1:${port(raw)}/noop` })),
 );
+process.on('message', (m) => {
+  if (m === 'cpu') {
+    const c = process.cpuUsage();
+    process.send!({ cpuMs: (c.user + c.system) / 1000 });
+  }
+});
