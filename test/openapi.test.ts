@@ -286,6 +286,26 @@ describe('GET /openapi.json', () => {
     expect(cancelled.body.status).toBe('cancelled');
   });
 
+  it('a named key\'s refusals are documented too: 403 for an inline server, 429 past its rate limit on any /v1 route', async () => {
+    const a = { token: ADMIN };
+    const made = await b.call('POST', '/admin/keys', { ...a, body: { name: 'limited', grants: [{ server_label: 'fx' }], rate_limit_per_min: 2 } });
+    expect(made.status).toBe(201);
+    const key = made.body.key as string;
+    const inline = { tool: { type: 'mcp', server_label: 'elsewhere', server_url: 'https://mcp.example.com/mcp' } };
+    const refused = await check('post', '/v1/mcp/list_tools', '/v1/mcp/list_tools', { token: key, body: inline }, 403);
+    expect(refused.body.error).toMatchObject({ code: 'permission_denied', param: 'tool.server_url' });
+    await b.call('GET', '/v1/responses/resp_nope', { token: key });
+    const limited = await check('get', '/v1/responses/{id}', '/v1/responses/resp_nope', { token: key }, 429);
+    expect(limited.body.error.code).toBe('rate_limit_exceeded');
+    await check('get', '/v1/mcp/approvals/{id}', '/v1/mcp/approvals/mcpr_nope', { token: key }, 429);
+    expect((await b.call('DELETE', '/admin/keys/limited', a)).status).toBe(200);
+    // Every API route documents 429 and 503 (a shared store down), every authenticated one 503.
+    for (const op of OPERATIONS.filter((o) => o.auth !== 'none')) {
+      const statuses = Object.keys(doc.paths[op.path]![op.method].responses);
+      expect({ op: op.operationId, statuses }).toEqual({ op: op.operationId, statuses: expect.arrayContaining(op.auth.startsWith('api') ? ['401', '429', '503'] : ['401', '503']) });
+    }
+  });
+
   it('every documented operation was answered with a success and an error above', () => {
     for (const op of OPERATIONS) {
       const mine = [...seen].filter((s) => s.startsWith(`${op.method} ${op.path} `)).map((s) => Number(s.split(' ')[2]));

@@ -225,6 +225,15 @@ const label = { label: ServerLabelSchema };
 const approvalId = { id: z.string().max(256) };
 const responseId = { id: z.string().max(256) };
 const bodyErrors = [400, 413];
+/**
+ * What any authenticated route may answer besides its own errors: 401; 503 store_unavailable
+ * when a shared store (BROKER_STORE=redis) is down (SPEC §9); and on API routes 429, the
+ * key's rate_limit_per_min, which counts every `/v1/*` request (SPEC §11).
+ */
+function implicitErrors(auth: Operation['auth']): number[] {
+  if (auth === 'none') return [];
+  return auth === 'api' || auth === 'api_or_approver' ? [401, 429, 503] : [401, 503];
+}
 const upstreamErrors = [424, 429, 503];
 
 export const OPERATIONS: Operation[] = [
@@ -260,7 +269,7 @@ export const OPERATIONS: Operation[] = [
   { method: 'get', path: '/admin/servers/{label}/tools', operationId: 'consoleServerTools', summary: 'A server\'s whole listing with each tool\'s pin state (console helper)', tag: 'console', auth: 'admin', pathParams: label, ok: { 200: { description: 'Tools', schema: ConsoleToolListSchema } }, errors: [401, 404, ...upstreamErrors] },
 
   // Broker API
-  { method: 'post', path: '/v1/mcp/list_tools', operationId: 'mcpListTools', summary: 'List a server\'s tools as an mcp_list_tools item', tag: 'broker', auth: 'api', body: ListToolsBody, ok: { 200: { description: 'The listing (x-mcp-cache: hit or miss)', schema: McpListToolsItemSchema, headers: { 'x-mcp-cache': 'hit or miss' } } }, errors: [...bodyErrors, 401, 404, ...upstreamErrors] },
+  { method: 'post', path: '/v1/mcp/list_tools', operationId: 'mcpListTools', summary: 'List a server\'s tools as an mcp_list_tools item', tag: 'broker', auth: 'api', body: ListToolsBody, ok: { 200: { description: 'The listing (x-mcp-cache: hit or miss)', schema: McpListToolsItemSchema, headers: { 'x-mcp-cache': 'hit or miss' } } }, errors: [...bodyErrors, 401, 403, 404, ...upstreamErrors] },
   { method: 'post', path: '/v1/mcp/call', operationId: 'mcpCall', summary: 'Call a tool: an mcp_call item, or an mcp_approval_request item when approval is required', tag: 'broker', auth: 'api', body: CallBody, ok: { 200: { description: 'The call\'s item, or an approval request', oneOf: [McpCallItemSchema, McpApprovalRequestItemSchema] } }, errors: [...bodyErrors, 401, 403, 404, 409, 410, ...upstreamErrors] },
 
   // Approvals
@@ -358,7 +367,7 @@ export function buildOpenApi(ops: readonly Operation[] = OPERATIONS, version = '
       const headers = r.headers && Object.fromEntries(Object.entries(r.headers).map(([h, d]) => [h, { description: d, schema: { type: 'string' } }]));
       responses[status] = { description: r.description, content, ...(headers ? { headers } : {}) };
     }
-    for (const status of [...new Set([...op.errors, ...(op.auth === 'none' ? [] : [401]), 500])].sort()) {
+    for (const status of [...new Set([...op.errors, ...implicitErrors(op.auth), 500])].sort()) {
       const headers = status === 429 || status === 503 ? { headers: { 'Retry-After': { description: 'Seconds to wait', schema: { type: 'string' } } } } : {};
       responses[String(status)] = { description: ERROR_TEXT[status] ?? 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } }, ...headers };
     }
