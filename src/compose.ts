@@ -5,7 +5,7 @@ import { WebhookDispatcher } from './approvals/webhooks.js';
 import { Broker } from './broker/broker.js';
 import { webhookEndpoints } from './broker/webhookEndpoints.js';
 import { Catalog } from './catalog/catalog.js';
-import { maxInflightPerServer, type Env } from './config/env.js';
+import { isLoopbackHost, maxInflightPerServer, type Env } from './config/env.js';
 import { expansionEnv } from './config/expand.js';
 import { stores } from './stores.js';
 import type { ApprovalStore } from './approvals/store.js';
@@ -194,7 +194,7 @@ export async function composeBroker(o: ComposeOptions): Promise<BrokerInstance> 
   });
 
   const readiness: Readiness = { loaded: true, draining: false, storeHealthy: () => st.healthy() };
-  const credentials = new Credentials({ adminToken: o.adminToken, approverToken: env.BROKER_APPROVER_TOKEN, apiKeys: env.BROKER_API_KEYS, keys });
+  const credentials = new Credentials({ adminToken: o.adminToken, approverToken: env.BROKER_APPROVER_TOKEN, apiKeys: env.BROKER_API_KEYS, keys, allowOpenMode: isLoopbackHost(env.HOST) });
   let adapter: ModelAdapter | undefined;
   let modelClient: ModelClient | undefined;
   if (env.UPSTREAM_BASE_URL) {

@@ -12,9 +12,6 @@ async function main() {
   const secrets = new SecretValues();
   const logger = createLogger(env.LOG_LEVEL, secrets);
 
-  if (env.BROKER_API_KEYS.length === 0 && !isLoopbackHost(env.HOST)) {
-    throw new ConfigError(`BROKER_API_KEYS is empty and HOST ${env.HOST} is not loopback: refusing to start in open mode`);
-  }
   let adminToken = env.BROKER_ADMIN_TOKEN;
   if (!adminToken) {
     adminToken = `adm_${randomBytes(24).toString('base64url')}`;
@@ -28,6 +25,14 @@ async function main() {
   if (demo) logger.info({ url: demo.url }, 'demo MCP server dmcp listening');
 
   const instance = await composeBroker({ env, processEnv: process.env, adminToken, logger, secrets });
+  // Open mode (no BROKER_API_KEYS, no named key) only on loopback; named keys alone (config
+  // file or Redis) are a key set like any other, and off loopback open mode never engages
+  // later either (Credentials.openMode).
+  if (env.BROKER_API_KEYS.length === 0 && instance.keys.size === 0 && !isLoopbackHost(env.HOST)) {
+    await instance.close();
+    await demo?.close();
+    throw new ConfigError(`BROKER_API_KEYS is empty, no named key exists and HOST ${env.HOST} is not loopback: refusing to start in open mode`);
+  }
   const server: Server = await new Promise((resolve, reject) => {
     const s = instance.app.listen(env.PORT, env.HOST, () => resolve(s));
     s.on('error', reject);

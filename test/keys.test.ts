@@ -267,6 +267,27 @@ describe('open mode ends with the first named key', () => {
   });
 });
 
+describe('off loopback there is no open mode', () => {
+  it('HOST 0.0.0.0 with named keys alone: deleting the last key leaves /v1 closed (401), never anonymous', async () => {
+    const mcp = await startMcpFixture();
+    // The fixture listens on 127.0.0.1 whatever HOST says; HOST decides whether open mode may engage.
+    const b = await startBroker({ env: { BROKER_API_KEYS: '', HOST: '0.0.0.0' }, servers: [record('fx', mcp.url)] });
+    try {
+      const list = (token: string | null) => b.call('POST', '/v1/mcp/list_tools', { token, body: { tool: { type: 'mcp', server_label: 'fx' } } });
+      expect((await list(null)).status).toBe(401);
+      const { key } = (await b.call('POST', '/admin/keys', { token: ADMIN, body: { name: 'only', grants: '*' } })).body;
+      expect((await list(key)).status).toBe(200);
+      await b.call('DELETE', '/admin/keys/only', { token: ADMIN });
+      expect((await list(null)).status).toBe(401);
+      expect((await list('anything')).status).toBe(401);
+      expect((await list(key)).status).toBe(401);
+    } finally {
+      await b.close();
+      await mcp.close();
+    }
+  });
+});
+
 describe('the registry file with a keys section', () => {
   const dir = mkdtempSync(join(tmpdir(), 'keys-file-'));
   const write = (name: string, data: unknown) => {

@@ -26,17 +26,23 @@ export class Credentials {
   private readonly approver: Buffer | undefined;
   private readonly apiKeys: Buffer[];
   private readonly keys: Pick<KeyStore, 'find' | 'size' | 'local'> | undefined;
+  private readonly allowOpenMode: boolean;
 
-  constructor(o: { adminToken: string; approverToken?: string; apiKeys: readonly string[]; keys?: Pick<KeyStore, 'find' | 'size' | 'local'> }) {
+  constructor(o: { adminToken: string; approverToken?: string; apiKeys: readonly string[]; keys?: Pick<KeyStore, 'find' | 'size' | 'local'>; allowOpenMode?: boolean }) {
     this.admin = digest(o.adminToken);
     this.approver = o.approverToken ? digest(o.approverToken) : undefined;
     this.apiKeys = o.apiKeys.map(digest);
     this.keys = o.keys;
+    this.allowOpenMode = o.allowOpenMode ?? true;
   }
 
-  /** No BROKER_API_KEYS and no named key: `/v1/*` callers are one anonymous identity. */
+  /**
+   * No BROKER_API_KEYS and no named key: `/v1/*` callers are one anonymous identity — only
+   * where open mode is allowed (a loopback HOST). A broker on another host that started
+   * with named keys alone never opens up when the last of them is deleted: `/v1/*` is 401.
+   */
   get openMode(): boolean {
-    return this.apiKeys.length === 0 && (this.keys?.size ?? 0) === 0;
+    return this.allowOpenMode && this.apiKeys.length === 0 && (this.keys?.size ?? 0) === 0;
   }
 
   classify(token: string | undefined): Principal | undefined {
