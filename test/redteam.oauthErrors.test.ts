@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { startAuthServer, type AuthServer } from './fixtures/authServer.js';
 import { startOAuthMcpServer, type OAuthMcpServer } from './fixtures/oauthMcpServer.js';
@@ -128,5 +130,54 @@ describe('red team: upstream OAuth tokens never reach callers through failure te
     expectClean('responses output', resp.body, tokensOf(lst));
     expectClean('model', model.requests, tokensOf(lst));
     expectClean('logs', b.logs.join('\n'), tokensOf(lst, init));
+  });
+});
+
+/**
+ * SPEC §10: every upstream failure is logged once at warn, naming origins, never a URL path.
+ * An OAuth server whose metadata fails: the path of its issuer (a tenant name here) must not
+ * reach the log, the 424 or the admin status, and the failure is one warn line.
+ */
+describe('an OAuth failure is logged once, with origins only', () => {
+  it('authorization server metadata answering 500', async () => {
+    const tenant = `tenant-${randomBytes(6).toString('hex')}`;
+    let port = 0;
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.url!.startsWith('/.well-known/oauth-protected-resource')) {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          return res.end(JSON.stringify({ resource: `http://127.0.0.1:${port}/mcp/${tenant}`, authorization_servers: [`http://127.0.0.1:${port}/${tenant}`] }));
+        }
+        if (req.url!.startsWith('/.well-known/')) {
+          res.writeHead(500);
+          return res.end();
+        }
+        res.writeHead(401, { 'www-authenticate': `Bearer resource_metadata="http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp/${tenant}"` });
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+    const b = await startBroker({
+      env: { BROKER_SECRET_KEY: SECRET_KEY, BROKER_PUBLIC_URL: 'http://127.0.0.1:1' },
+      processEnv: { CC_SECRET },
+      servers: [record('crm', `http://127.0.0.1:${port}/mcp/${tenant}`, { oauth: { grant: 'client_credentials', client_id: 'broker', client_secret: '${CC_SECRET}' } })],
+    });
+    try {
+      const r = await b.call('POST', '/v1/mcp/list_tools', { body: { tool: { type: 'mcp', server_label: 'crm' } } });
+      expect(r.status).toBe(424);
+      const view = await b.call('GET', '/admin/servers/crm', { token: ADMIN });
+      const warns = b.logs.flatMap((l) => l.split('\n')).filter((l) => l.includes('"level":40'));
+      expect(warns).toHaveLength(1);
+      expect(warns[0]).toContain('"server_label":"crm"');
+      for (const [where, text] of [['logs', b.logs.join('')], ['424', JSON.stringify(r.body)], ['status', JSON.stringify(view.body.status)]] as const) {
+        expect([where, text.includes(tenant)]).toEqual([where, false]);
+      }
+      expect(r.body.error.message).toContain(`http://127.0.0.1:${port}`);
+    } finally {
+      await b.close();
+      await new Promise((r) => server.close(r));
+    }
   });
 });

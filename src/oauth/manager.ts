@@ -107,8 +107,17 @@ function describe(err: unknown): string {
   for (let c: unknown = err, i = 0; c && i < 6; c = (c as { cause?: unknown }).cause, i++) {
     if ((c as { code?: string }).code === 'EGRESS_DENIED') return 'an OAuth URL was refused by the egress policy';
   }
-  const msg = (e?.message ?? String(err)).replace(/\s+/g, ' ').slice(0, 300);
+  // URLs as their origins: metadata and token endpoint paths can name tenants (SPEC §10: origins, not URLs).
+  const msg = (e?.message ?? String(err)).replace(/\s+/g, ' ').replace(/\bhttps?:\/\/[^\s"'<>]+/gi, originOf).slice(0, 300);
   return msg || e?.name || 'unknown error';
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '<url>';
+  }
 }
 
 /**
@@ -337,8 +346,8 @@ export class ServerAuth {
         });
       } catch (err) {
         if (err instanceof OAuthAuthorizationRequiredError) throw err;
+        // Not logged here: the request it was for fails with it, and that failure is logged once (SPEC §10).
         this.lastError = this.describe(err);
-        this.m.o.logger.warn({ server_label: this.label, err: this.lastError }, 'upstream OAuth token request failed');
         throw new OAuthTokenError(this.label, this.lastError);
       }
       if (result !== 'AUTHORIZED') {
