@@ -9,6 +9,9 @@ const MAX_EVENT_BYTES = 16 * 1024 * 1024;
 const MAX_JSON_BYTES = 64 * 1024 * 1024;
 /** Bound on an error body: only its message is used. */
 const MAX_ERROR_BYTES = 64 * 1024;
+/** The statuses fetch follows, and its limit on hops (OpenAIModelClient runs on fetch). */
+const REDIRECT = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 20;
 
 /**
  * The model upstream over a keep-alive undici Agent: `Dispatcher.request`, the SSE answer
@@ -57,25 +60,55 @@ export class UndiciModelClient implements ModelClient {
     return this.agent.destroy();
   }
 
-  /** POST; a status ≥ 400 becomes UpstreamHttpError with the upstream's message and Retry-After. */
+  /**
+   * POST, following redirects as fetch does; any other status outside 2xx becomes
+   * UpstreamHttpError with the upstream's message and Retry-After.
+   */
   private async send(path: ModelPath, body: Record<string, unknown>, accept: string, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
     if (signal.aborted) throw new UpstreamAbortError('The request was aborted.');
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await this.agent.request({
-        origin: this.origin,
-        path: this.basePath + path,
-        method: 'POST',
-        headers: { ...this.headers, accept },
-        body: JSON.stringify(body),
-        signal,
-        headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
-      });
-    } catch (e) {
-      throw translate(e, signal);
-    }
-    if (res.statusCode >= 400) {
+    let origin = this.origin;
+    let target = this.basePath + path;
+    let method: 'POST' | 'GET' = 'POST';
+    let payload: string | null = JSON.stringify(body);
+    let headers: Record<string, string> = { ...this.headers, accept };
+    for (let hops = 0; ; hops++) {
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await this.agent.request({ origin, path: target, method, headers, body: payload, signal, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+      } catch (e) {
+        throw translate(e, signal);
+      }
+      const status = res.statusCode;
+      const location = res.headers.location;
+      if (REDIRECT.has(status) && location !== undefined) {
+        // fetch's redirect steps (what the openai package sees): a bad Location, another
+        // scheme or a 21st hop is a network error; 301/302 after a POST and 303 go on as GET
+        // without the body; another origin does not get the Authorization header.
+        await res.body.dump({ limit: MAX_ERROR_BYTES }).catch(() => {});
+        let next: URL | undefined;
+        try {
+          next = new URL(Array.isArray(location) ? location.join(', ') : location, origin + target);
+        } catch {
+          next = undefined;
+        }
+        if (next === undefined || (next.protocol !== 'http:' && next.protocol !== 'https:') || hops === MAX_REDIRECTS) {
+          throw new UpstreamConnectionError('Could not reach the model upstream.');
+        }
+        if (status === 303 || ((status === 301 || status === 302) && method === 'POST')) {
+          method = 'GET';
+          payload = null;
+          const { 'content-type': _, ...rest } = headers;
+          headers = rest;
+        }
+        if (next.origin !== origin) {
+          const { authorization: _, ...rest } = headers;
+          headers = rest;
+        }
+        origin = next.origin;
+        target = next.pathname + next.search;
+        continue;
+      }
+      if (status < 300) return res;
       let text = '';
       try {
         text = await readBounded(res.body, MAX_ERROR_BYTES, true);
@@ -83,26 +116,30 @@ export class UndiciModelClient implements ModelClient {
         if (signal.aborted) throw new UpstreamAbortError('The request was aborted.');
       }
       const ra = Number(res.headers['retry-after']);
-      throw new UpstreamHttpError(res.statusCode, errorMessage(res.statusCode, text), Number.isFinite(ra) && ra > 0 ? ra : undefined);
+      throw new UpstreamHttpError(status, errorMessage(status, text), Number.isFinite(ra) && ra > 0 ? ra : undefined);
     }
-    return res;
   }
 }
 
-/** The `error.message` of an OpenAI-shaped error body, else the body, else a status line. */
+/**
+ * What OpenAIModelClient's message is for this error body: the openai package's APIError
+ * (`makeMessage` of the body's `error`, or of the text when it is not JSON), or the
+ * `error.message` itself when that is a string.
+ */
 function errorMessage(status: number, text: string): string {
-  if (text) {
-    try {
-      const j = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown };
-      if (typeof j.error === 'object' && j.error && typeof j.error.message === 'string') return j.error.message;
-      if (typeof j.error === 'string') return j.error;
-      if (typeof j.message === 'string') return j.message;
-    } catch {
-      /* not JSON: the text itself */
-    }
-    return `${status} ${text}`;
+  // fetch's text() drops a leading BOM.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
   }
-  return `${status} status code (no body)`;
+  const error = (json as { error?: unknown } | null | undefined)?.error as { message?: unknown } | null | undefined;
+  const m = error?.message;
+  if (typeof m === 'string') return m;
+  const msg = m ? JSON.stringify(m) : error ? JSON.stringify(error) : json ? undefined : text;
+  return msg ? `${status} ${msg}` : `${status} status code (no body)`;
 }
 
 /**
