@@ -1,6 +1,6 @@
 import { Client, SdkError, SdkErrorCode, SdkHttpError, SseError, type CallToolResult, type Tool, type Transport, type VersionNegotiationOptions } from '@modelcontextprotocol/client';
 import { requestScope } from './fetch.js';
-import { UndiciTransport } from './undiciTransport.js';
+import { UndiciTransport, asSdkError } from './undiciTransport.js';
 import { callToolResult } from './callResult.js';
 import { createTransport, type TransportKind, type TransportTarget } from './transport.js';
 
@@ -193,15 +193,27 @@ export class UpstreamSession {
     }
   }
 
-  /** The live connection, set up within the caller's timeout (single flight). */
+  /**
+   * The live connection. Set-up is single flight, bounded as a whole (initialize or discover,
+   * notifications/initialized, any fallback) by the timeout of the request that started it
+   * (SPEC §10). Each caller waits at most its own timeout and stops waiting when its signal
+   * fires, so a server that stalls the set-up holds no caller (nor its concurrency slot); the
+   * set-up goes on for the others within its own bound.
+   */
   connect(o: RequestOpts = { timeoutMs: 30_000 }): Promise<Live> {
     if (this.closed) return Promise.reject(new Error('session closed'));
     if (this.live) return Promise.resolve(this.live);
-    this.connecting ??= this.open(o.timeoutMs).finally(() => (this.connecting = undefined));
-    return this.connecting;
+    if (o.signal?.aborted) return Promise.reject(asSdkError(o.signal.reason));
+    if (!this.connecting) {
+      const setUp = this.open(Date.now() + o.timeoutMs).finally(() => (this.connecting = undefined));
+      setUp.catch(() => undefined); // every caller may have stopped waiting: not an unhandled rejection
+      this.connecting = setUp;
+    }
+    return waitWithin(this.connecting, o);
   }
 
-  private async open(timeoutMs: number): Promise<Live> {
+  /** Sets up a connection by `deadline` (ms since the epoch), each attempt within what is left. */
+  private async open(deadline: number): Promise<Live> {
     const t = this.target;
     // Remembered per server and URL (`serverKey|url`), so a PUT (dropping `serverKey|`) forgets it.
     const url = `${t.key.slice(0, t.key.lastIndexOf('|'))}|${t.url.href}`;
@@ -209,7 +221,7 @@ export class UpstreamSession {
     const remembered = t.transport === 'auto' || t.protocol === 'auto' ? memo : undefined;
     const first: TransportKind = t.transport === 'auto' ? (memo?.transport ?? 'streamable_http') : t.transport;
     try {
-      return await this.openWith(first, remembered?.transport === first ? remembered.era : undefined, timeoutMs);
+      return await this.openWith(first, remembered?.transport === first ? remembered.era : undefined, deadline);
     } catch (err) {
       if (memo) this.opts.memo.delete(url);
       if (remembered) {
@@ -217,14 +229,14 @@ export class UpstreamSession {
         // nothing of its era or transport), negotiate once more from scratch (no memo now).
         const unreachable = isConnectionLost(err) || isNeverSent(err) || (err instanceof SdkError && err.code === SdkErrorCode.RequestTimeout);
         if (unreachable || this.closed) throw err;
-        return this.open(timeoutMs);
+        return this.open(deadline);
       }
       // auto: a server that refuses Streamable HTTP's POST with a 4xx may be legacy SSE.
       const status = httpStatusOf(err);
       const fallback = t.transport === 'auto' && first === 'streamable_http' && t.protocol !== MODERN_REVISION && status !== undefined && status >= 400 && status < 500 && status !== 401 && status !== 403;
       if (!fallback) throw err;
       // If legacy SSE fails too, the Streamable HTTP answer is the one worth reporting.
-      return this.openWith('sse', 'legacy', timeoutMs).catch(() => {
+      return this.openWith('sse', 'legacy', deadline).catch(() => {
         throw err;
       });
     }
@@ -239,10 +251,11 @@ export class UpstreamSession {
     return { mode: 'auto' };
   }
 
-  private async openWith(kind: TransportKind, remembered: Era | undefined, timeoutMs: number): Promise<Live> {
+  private async openWith(kind: TransportKind, remembered: Era | undefined, deadline: number): Promise<Live> {
     if (kind === 'sse' && this.target.protocol === MODERN_REVISION) {
       throw new Error('the 2026-07-28 revision does not run over legacy HTTP+SSE');
     }
+    const timeoutMs = Math.max(1, deadline - Date.now());
     const transport = createTransport(kind, this.target);
     // No client capabilities: the broker offers remote servers no sampling, roots or elicitation.
     const client = new Client(
@@ -265,8 +278,9 @@ export class UpstreamSession {
       if (this.live === live) void this.reset(live);
     };
     try {
-      await client.connect(transport, { timeout: timeoutMs });
+      await connectWithin(client, transport, timeoutMs);
     } catch (err) {
+      // Closing the client closes the transport: it aborts whatever request the set-up was stuck on.
       await client.close().catch(() => undefined);
       throw err;
     }
@@ -305,6 +319,42 @@ export class UpstreamSession {
     this.closed = true;
     await this.reset();
   }
+}
+
+const setUpTimeout = (timeoutMs: number) => new SdkError(SdkErrorCode.RequestTimeout, 'Connection set-up timed out', { timeout: timeoutMs });
+
+/**
+ * `client.connect` within `timeoutMs` as a whole: its own timeout covers the initialize (or
+ * discover) request only, not the notifications/initialized that follows.
+ */
+async function connectWithin(client: Client, transport: Transport, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(setUpTimeout(timeoutMs)), timeoutMs)));
+  const connecting = client.connect(transport, { timeout: timeoutMs });
+  connecting.catch(() => undefined); // settles after the timeout, once the caller closed the client
+  try {
+    await Promise.race([connecting, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The shared set-up `p` as one caller sees it: given up on at its timeout or its signal (p goes on). */
+function waitWithin<T>(p: Promise<T>, o: RequestOpts): Promise<T> {
+  const signal = o.signal;
+  return new Promise<T>((resolve, reject) => {
+    const stop = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const onAbort = () => (stop(), reject(asSdkError(signal!.reason)));
+    const timer = setTimeout(() => (stop(), reject(setUpTimeout(o.timeoutMs))), o.timeoutMs);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => (stop(), resolve(v)),
+      (err: unknown) => (stop(), reject(err)),
+    );
+  });
 }
 
 /** `client.close()` sends no DELETE: terminate the upstream session first, briefly. */

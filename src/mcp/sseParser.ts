@@ -8,6 +8,9 @@ export interface SseEvent {
 
 export type SsePush = 'more' | 'too_large' | 'stopped';
 
+/** Longest `retry:` value taken (digits): a bigger one cannot be a delay anyone means. */
+const MAX_RETRY_DIGITS = 9;
+
 /**
  * An incremental `text/event-stream` parser on raw bytes: no WHATWG streams, no
  * TextDecoder stream. Lines end in LF, CRLF or CR. Each event (its lines, field names
@@ -15,6 +18,13 @@ export type SsePush = 'more' | 'too_large' | 'stopped';
  * and the parser stops. `onEvent` returning `false` stops it too (`stopped`).
  */
 export class SseParser {
+  /**
+   * The stream's last event ID, as EventSource keeps it for a reconnection's `Last-Event-ID`:
+   * set when an event ends, even one with no data (a resumable server's priming event).
+   */
+  lastEventId: string | undefined;
+  /** The server's reconnection time (`retry:`, in ms), if it sent one. */
+  retryMs: number | undefined;
   private rest: Buffer | undefined;
   private data: string[] = [];
   private event = '';
@@ -80,6 +90,7 @@ export class SseParser {
   /** One line `buf[start, end)`; false when the consumer asked to stop. */
   private line(buf: Buffer, start: number, end: number): boolean {
     if (start === end) {
+      this.lastEventId = this.id;
       const keep = this.data.length === 0 ? true : this.onEvent({ event: this.event, data: this.data.join('\n'), id: this.id }) !== false;
       this.data = [];
       this.event = '';
@@ -104,7 +115,13 @@ export class SseParser {
         if (!v.includes('\0')) this.id = v;
         break;
       }
-      default: // retry and unknown fields: ignored
+      case 'retry': {
+        // Only ASCII digits count (the WHATWG rule); anything else is ignored.
+        const v = buf.toString('latin1', vStart, end);
+        if (v.length > 0 && v.length <= MAX_RETRY_DIGITS && /^[0-9]+$/.test(v)) this.retryMs = Number(v);
+        break;
+      }
+      default: // unknown fields: ignored
     }
     return true;
   }

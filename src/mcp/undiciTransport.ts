@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
 import {
   PROTOCOL_VERSION_META_KEY,
@@ -25,10 +26,15 @@ export interface UndiciTransportOptions {
   maxBytes: number;
   /** Redirects: followed within the origin (at most 5, method kept only for 307/308), or never. */
   redirects?: 'same-origin' | 'none';
-  /** Legacy era: reconnects of the standalone GET stream after it drops (default 2). */
+  /**
+   * Reconnects in a row that bring nothing: of the standalone GET stream (legacy era) after it
+   * drops, and of a request's resumed SSE answer (default 2).
+   */
   maxReconnects?: number;
-  /** First reconnect delay, doubled each time (default 500 ms). */
+  /** First reconnect delay, doubled each time (default 500 ms); a server's `retry:` wins for a resumed answer. */
   reconnectDelayMs?: number;
+  /** Bound on a notification's POST and on the DELETE, which any working server answers at once (default 1000 ms). */
+  noticeTimeoutMs?: number;
   sessionId?: string;
   protocolVersion?: string;
 }
@@ -73,6 +79,13 @@ const UNRELATED_TO_ERA = new Set([408, 425, 429]);
 const MAX_REDIRECTS = 5;
 /** After the answer, how long a still-open SSE answer may take to end by itself before it is closed. */
 const LINGER_MS = 50;
+const NOTICE_TIMEOUT_MS = 1000;
+/**
+ * Bounds on a server's `retry:` for a resumed answer: not a reconnect loop faster than this,
+ * nor a wait longer than the SDK's default longest reconnection delay.
+ */
+const MIN_RETRY_MS = 100;
+const MAX_RETRY_MS = 30_000;
 
 type Msg = { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: { [k: string]: unknown; _meta?: Record<string, unknown> }; result?: unknown; error?: unknown };
 type Id = string | number;
@@ -111,7 +124,46 @@ type Body = Dispatcher.ResponseData['body'];
 const OWN_ID = 'mcpb-';
 
 /** What the SDK Client rejects a cancelled request with. */
-const asSdkError = (reason: unknown): Error => (reason instanceof SdkError ? reason : new SdkError(SdkErrorCode.RequestTimeout, String(reason)));
+export const asSdkError = (reason: unknown): Error => (reason instanceof SdkError ? reason : new SdkError(SdkErrorCode.RequestTimeout, String(reason)));
+
+/**
+ * Aborts `ac` once `ms` have passed, for a request nobody else bounds (a notification, the
+ * DELETE); `error` is then why it failed. The error is built only if the time runs out.
+ */
+function deadline(ac: AbortController, ms: number, what: string): { readonly error: SdkError | undefined; clear(): void } {
+  let error: SdkError | undefined;
+  const timer = setTimeout(() => {
+    error = new SdkError(SdkErrorCode.RequestTimeout, `The MCP server did not answer ${what} within ${ms} ms`, { timeout: ms });
+    ac.abort(error);
+  }, ms);
+  timer.unref();
+  return {
+    get error() {
+      return error;
+    },
+    clear: () => clearTimeout(timer),
+  };
+}
+
+/** A server that cannot resume an answer stream: no use trying again. */
+class ResumeRefused extends Error {}
+
+/** How one SSE answer stream ended. */
+type StreamEnd = { kind: 'answered' | 'aborted' } | { kind: 'ended'; cause?: Error };
+
+/** Where a request's SSE answer stands across its streams: what a reconnection resumes from. */
+interface AnswerCursor {
+  lastEventId: string | undefined;
+  retryMs: number | undefined;
+  /** Bytes read before the answer, every stream together (the cap is on the whole answer). */
+  total: number;
+}
+
+/** The request's answer stream ended for good before its answer. */
+function lostAnswer(o: { cause?: Error; note?: string } = {}): UpstreamConnectionError {
+  if (o.cause) return new UpstreamConnectionError('terminated', o.cause, false);
+  return new UpstreamConnectionError(`terminated: the MCP server ended the stream before answering${o.note ? ` (${o.note})` : ''}`, undefined, false);
+}
 
 /** Reads a whole body under `max` bytes; undefined when it is bigger (the body is then destroyed). */
 function readCapped(body: Body, max: number, declared: number): Promise<Buffer | undefined> {
@@ -175,6 +227,7 @@ export class UndiciTransport implements Transport {
   /** Requests made with rpc(): answered here, by JSON-RPC id; the Client never sees them. */
   private readonly own = new Map<Id, (answer: Msg | Error) => void>();
   private ownSeq = 0;
+  private readonly noticeTimeoutMs: number;
 
   constructor(
     readonly url: URL,
@@ -192,6 +245,7 @@ export class UndiciTransport implements Transport {
     this.accept = [...types].join(', ');
     this._sessionId = opts.sessionId;
     this._protocolVersion = opts.protocolVersion;
+    this.noticeTimeoutMs = opts.noticeTimeoutMs ?? NOTICE_TIMEOUT_MS;
   }
 
   get sessionId(): string | undefined {
@@ -286,12 +340,26 @@ export class UndiciTransport implements Transport {
     this.onmessage?.(msg as JSONRPCMessage);
   }
 
-  /** DELETE the upstream session (a 405 means the server keeps no sessions to end). */
+  /**
+   * DELETE the upstream session (a 405 means the server keeps no sessions to end): bounded by
+   * `noticeTimeoutMs` and tracked, so a server that never answers holds no socket after close().
+   */
   async terminateSession(): Promise<void> {
     const sid = this._sessionId;
     if (!sid) return;
-    const res = await this.request('DELETE', this.headers(undefined), undefined, undefined);
-    await drain(res.body);
+    const ac = new AbortController();
+    const bound = deadline(ac, this.noticeTimeoutMs, 'the DELETE of its session');
+    this.inflight.add(ac);
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.request('DELETE', this.headers(undefined), undefined, ac.signal);
+      await drain(res.body);
+    } catch (err) {
+      throw bound.error ?? err;
+    } finally {
+      bound.clear();
+      this.inflight.delete(ac);
+    }
     if (res.statusCode >= 300 && res.statusCode !== 405) {
       const err = new SdkHttpError(SdkErrorCode.ClientHttpFailedToTerminateSession, `Failed to terminate session: ${statusText(res.statusCode)}`, { status: res.statusCode, statusText: statusText(res.statusCode) });
       this.onerror?.(err);
@@ -325,14 +393,20 @@ export class UndiciTransport implements Transport {
     scoped?.addEventListener('abort', onAbort, { once: true });
     this.inflight.add(ac);
     if (id !== undefined) this.byId.set(id, ac);
-    const intentional = () => ac.signal.aborted;
+    // A request ends with its caller (scope, signal, the Client's cancellation); a notification
+    // (or an answer to a server's request) has no caller waiting: its own short bound keeps a
+    // server that never answers it from holding the socket (and, for notifications/initialized,
+    // the connection set-up).
+    const bound = id === undefined ? deadline(ac, this.noticeTimeoutMs, typeof m.method === 'string' ? m.method : 'an answer to its request') : undefined;
     try {
       await this.exchange(m, id, options, ac);
     } catch (err) {
-      if (intentional()) return;
-      this.onerror?.(err as Error);
-      throw err;
+      const failure = bound?.error ?? (ac.signal.aborted ? undefined : (err as Error));
+      if (!failure) return; // ended on purpose: not an error
+      this.onerror?.(failure);
+      throw failure;
     } finally {
+      bound?.clear();
       reqSignal?.removeEventListener('abort', onAbort);
       scoped?.removeEventListener('abort', onAbort);
       this.inflight.delete(ac);
@@ -379,7 +453,7 @@ export class UndiciTransport implements Transport {
     }
     const type = mediaType(res.headers['content-type']);
     if (type === 'text/event-stream') {
-      await this.readAnswerStream(res.body, id, m.method === 'subscriptions/listen', options, ac);
+      await this.readAnswer(res.body, id, m.method === 'subscriptions/listen', options, ac);
       return;
     }
     if (type === 'application/json') {
@@ -401,26 +475,73 @@ export class UndiciTransport implements Transport {
   }
 
   /**
-   * A POST's SSE answer: events are delivered as they come; the request is complete on its
-   * answer and the stream is then closed if the server does not end it. Bounded by `maxBytes`
-   * in total before the answer (each event only, for a `subscriptions/listen` stream).
+   * A POST's SSE answer, resumed if its stream ends first. A resumable server (one that sent
+   * an event id, such as a priming event) may close the POST's stream and deliver the answer
+   * on a GET with `Last-Event-ID` (the SDK's server does, with an event store and
+   * closeSSEStream; the SDK's client transport reconnects the same way). Reconnections wait
+   * the server's `retry:` or a doubling delay, stop after `maxReconnects` in a row that fail,
+   * and all end with the request (`ac`: its caller, its cancellation, the transport's close);
+   * the byte cap is on every stream together. A `subscriptions/listen` stream is not resumed:
+   * its end is what tells the session the server went away.
    */
-  private readAnswerStream(body: Body, id: Id, listen: boolean, options: TransportSendOptions | undefined, ac: AbortController): Promise<void> {
+  private async readAnswer(body: Body, id: Id, listen: boolean, options: TransportSendOptions | undefined, ac: AbortController): Promise<void> {
+    const cursor: AnswerCursor = { lastEventId: undefined, retryMs: undefined, total: 0 };
+    try {
+      let end = await this.readAnswerStream(body, id, listen, ac, cursor);
+      for (let failed = 0; end.kind === 'ended'; ) {
+        if (listen || !cursor.lastEventId) throw lostAnswer({ cause: end.cause });
+        const max = this.opts.maxReconnects ?? 2;
+        // The reason only, not the error: a refused reconnection says nothing of the POST, which
+        // reached the server (a cause chain with ECONNREFUSED would read as "never sent").
+        if (failed >= max) throw lostAnswer({ note: `${max} reconnections with Last-Event-ID failed${end.cause ? `, the last: ${end.cause.message}` : ''}` });
+        await sleep(this.resumeDelay(cursor, failed), undefined, { signal: ac.signal });
+        const resumed = await this.resumeStream(cursor.lastEventId, ac.signal).catch((err: Error) => err);
+        if (ac.signal.aborted) return;
+        if (resumed instanceof ResumeRefused) throw lostAnswer({ note: resumed.message });
+        if (resumed instanceof Error) {
+          failed++;
+          end = { kind: 'ended', cause: resumed };
+          continue;
+        }
+        failed = 0; // a stream that opened resets the count, as the SDK's transport does
+        end = await this.readAnswerStream(resumed, id, listen, ac, cursor);
+      }
+    } finally {
+      if (!ac.signal.aborted) options?.onRequestStreamEnd?.();
+    }
+  }
+
+  /** The wait before a reconnection: the server's `retry:` (as the SDK does), within bounds; else the backoff. */
+  private resumeDelay(cursor: AnswerCursor, failed: number): number {
+    const ms = cursor.retryMs ?? (this.opts.reconnectDelayMs ?? 500) * 2 ** failed;
+    return Math.min(Math.max(ms, MIN_RETRY_MS), MAX_RETRY_MS);
+  }
+
+  /** GET with `Last-Event-ID`: the stream that carries on from it (a 405 means none ever will). */
+  private async resumeStream(lastEventId: string, signal: AbortSignal): Promise<Body> {
+    const h = this.headers(undefined);
+    h.accept = 'text/event-stream';
+    h['last-event-id'] = lastEventId;
+    const res = await this.request('GET', h, undefined, signal);
+    const s = res.statusCode;
+    if (s >= 200 && s < 300 && mediaType(res.headers['content-type']) === 'text/event-stream') return res.body;
+    await drain(res.body);
+    if (s === 405) throw new ResumeRefused('the server offers no GET stream to resume from');
+    throw new Error(`resuming the SSE stream failed: ${s >= 200 && s < 300 ? 'not an event stream' : statusText(s)}`);
+  }
+
+  /**
+   * One SSE stream of a request's answer: events are delivered as they come; the request is
+   * complete on its answer and the stream is then closed if the server does not end it.
+   * Bounded by `maxBytes` before the answer, with the streams before it (each event only, for
+   * a `subscriptions/listen` stream). The cursor keeps the last event id and `retry:`.
+   */
+  private readAnswerStream(body: Body, id: Id, listen: boolean, ac: AbortController, cursor: AnswerCursor): Promise<StreamEnd> {
     const max = this.opts.maxBytes;
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<StreamEnd>((resolve) => {
       let answered = false;
-      let total = 0;
       let settled = false;
       let linger: NodeJS.Timeout | undefined;
-      const finish = (err?: Error) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(linger);
-        ac.signal.removeEventListener('abort', onAbort);
-        if (!ac.signal.aborted) options?.onRequestStreamEnd?.();
-        if (err && !answered) reject(err);
-        else resolve();
-      };
       const parser = new SseParser(max, (e) => {
         const msg = this.eventMessage(e);
         if (!msg) return true;
@@ -430,35 +551,45 @@ export class UndiciTransport implements Transport {
         answered = true;
         return false;
       });
+      const finish = (end: StreamEnd) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(linger);
+        ac.signal.removeEventListener('abort', onAbort);
+        // As EventSource, the last id and the reconnection time outlive the stream that sent them.
+        if (parser.lastEventId !== undefined) cursor.lastEventId = parser.lastEventId;
+        if (parser.retryMs !== undefined) cursor.retryMs = parser.retryMs;
+        resolve(answered ? { kind: 'answered' } : end);
+      };
       const onAbort = () => {
         // Once answered, the end of the request's scope is no reason to cut the connection:
         // let the stream end by itself (the socket stays reusable) within the linger time.
         if (answered) return;
         body.destroy();
-        finish();
+        finish({ kind: 'aborted' });
       };
       ac.signal.addEventListener('abort', onAbort, { once: true });
       body.on('data', (c: Buffer) => {
         if (answered) return;
-        if (!listen) total += c.length;
-        const r = total > max ? 'too_large' : parser.push(c);
+        if (!listen) cursor.total += c.length;
+        const r = cursor.total > max ? 'too_large' : parser.push(c);
         if (r === 'more') return;
         if (r === 'too_large') {
           answered = true;
           body.destroy();
           this.deliver(tooLarge(id, max) as Msg);
-          return finish();
+          return finish({ kind: 'answered' });
         }
         // Answered: the call is complete; give the server a moment to end the stream itself.
         linger = setTimeout(() => {
           body.destroy();
-          finish();
+          finish({ kind: 'answered' });
         }, LINGER_MS);
         linger.unref();
       });
-      body.once('end', () => finish(answered ? undefined : new UpstreamConnectionError('terminated: the MCP server ended the stream before answering', undefined, false)));
-      body.once('error', (err: Error) => finish(answered ? undefined : new UpstreamConnectionError('terminated', err, false)));
-      body.once('close', () => finish());
+      body.once('end', () => finish({ kind: 'ended' }));
+      body.once('error', (err: Error) => finish({ kind: 'ended', cause: err }));
+      body.once('close', () => finish({ kind: 'ended' }));
     });
   }
 
@@ -538,8 +669,13 @@ export class UndiciTransport implements Transport {
     return h;
   }
 
-  /** One HTTP request, redirects handled as configured; network failures as UpstreamConnectionError. */
-  private async request(method: string, headers: Record<string, string>, body: string | undefined, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
+  /**
+   * One HTTP request, redirects handled as configured; network failures as UpstreamConnectionError.
+   * No undici timeouts (a tool may run long; an SSE stream may be quiet for long): the signal is
+   * what bounds it, so every caller passes one that ends — the request's own, a short deadline
+   * (notifications, DELETE) or the standalone stream's, and close() aborts them all.
+   */
+  private async request(method: string, headers: Record<string, string>, body: string | undefined, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
     let origin = this.origin;
     let path = this.path;
     for (let followed = 0; ; followed++) {
