@@ -79,7 +79,12 @@ const UNRELATED_TO_ERA = new Set([408, 425, 429]);
 const MAX_REDIRECTS = 5;
 /** After the answer, how long a still-open SSE answer may take to end by itself before it is closed. */
 const LINGER_MS = 50;
-const NOTICE_TIMEOUT_MS = 1000;
+/**
+ * Bound on a request that carries no call of its own (a notification, an answer to the server,
+ * the session's DELETE): long enough for a slow remote server to acknowledge, short enough that
+ * a server that never does holds no socket for long. Set-up has its own, tighter deadline.
+ */
+const NOTICE_TIMEOUT_MS = 10_000;
 /**
  * Bounds on a server's `retry:` for a resumed answer: not a reconnect loop faster than this,
  * nor a wait longer than the SDK's default longest reconnection delay.
