@@ -207,3 +207,19 @@ describe('eras and negotiation', () => {
     expect((await call(b, 't')).body.status).toBe('completed');
   });
 });
+
+describe('a record pinned to 2026-07-28 against a 2025-era server', () => {
+  it('424 names the server\'s own refusal (SPEC §10: a refusal keeps its reason)', async () => {
+    const mcp = await startMcpFixture();
+    const b = await startBroker({ servers: [record('up', mcp.url, { protocol: '2026-07-28', transport: 'streamable_http' })] });
+    try {
+      const r = await list(b);
+      expect(r.status).toBe(424);
+      expect(r.body.error.message).toMatch(/^Error retrieving tool list from MCP server: 'up'\. Http status code: 404 \(Not Found\): Session not found$/);
+      expect(mcp.counters.initialize).toBe(0);
+    } finally {
+      await b.close();
+      await mcp.close();
+    }
+  });
+});

@@ -110,6 +110,9 @@ export function classifyUpstreamError(err: unknown, secrets: Secrets = []): Upst
         if (unanswered) return { kind: 'http', status: unanswered.status, code: 'http_error', message: statusText(unanswered.status) };
         const net = causes(err).find((e) => e !== err && (isNetworkTypeError(e) || findEgressDenied(e)));
         if (net) return classifyUpstreamError(net, secrets);
+        // The server refused the probe (a pinned record): its status and message, as for any refusal.
+        const refused = causes(err).find((e) => e !== err && e instanceof SdkHttpError);
+        if (refused) return classifyUpstreamError(refused, secrets);
         return { kind: 'http', status: 502, code: 'http_error', message: reasonOf(err.message, secrets) };
       }
       default:

@@ -282,7 +282,7 @@ export class UpstreamSession {
     } catch (err) {
       // Closing the client closes the transport: it aborts whatever request the set-up was stuck on.
       await client.close().catch(() => undefined);
-      throw err;
+      throw withProbeRefusal(err, transport);
     }
     live.era = client.getProtocolEra() === 'modern' ? 'modern' : 'legacy';
     if (this.closed) {
@@ -319,6 +319,17 @@ export class UpstreamSession {
     this.closed = true;
     await this.reset();
   }
+}
+
+/**
+ * A pinned 2026-07-28 negotiation the server refused: the SDK's error says only that the version
+ * was not offered; the server's own answer (status and JSON-RPC message) becomes its cause, so
+ * the 424 names it (SPEC §10: a refusal keeps its reason).
+ */
+function withProbeRefusal(err: unknown, transport: Transport): unknown {
+  if (!(err instanceof SdkError) || err.code !== SdkErrorCode.EraNegotiationFailed || err.cause !== undefined) return err;
+  const refusal = transport instanceof UndiciTransport ? transport.probeRefusal : undefined;
+  return refusal ? new SdkError(err.code, err.message, err.data, { cause: refusal }) : err;
 }
 
 const setUpTimeout = (timeoutMs: number) => new SdkError(SdkErrorCode.RequestTimeout, 'Connection set-up timed out', { timeout: timeoutMs });

@@ -221,6 +221,7 @@ export class UndiciTransport implements Transport {
   private readonly accept: string;
   private _sessionId: string | undefined;
   private _protocolVersion: string | undefined;
+  private _probeRefusal: SdkHttpError | undefined;
   private started = false;
   private closed = false;
   /** Every request in flight, aborted on close. */
@@ -255,6 +256,14 @@ export class UndiciTransport implements Transport {
 
   get sessionId(): string | undefined {
     return this._sessionId;
+  }
+
+  /**
+   * The server's HTTP refusal of the 2026-07-28 probe, if it refused it: the SDK's pin-mode
+   * negotiation error does not carry it, and SPEC §10 wants the server's reason in the 424.
+   */
+  get probeRefusal(): SdkHttpError | undefined {
+    return this._probeRefusal;
   }
 
   get protocolVersion(): string | undefined {
@@ -449,7 +458,9 @@ export class UndiciTransport implements Transport {
         }
       }
       const reason = this.redirectNote(status, res.headers) ?? text;
-      throw new SdkHttpError(SdkErrorCode.ClientHttpNotImplemented, `Error POSTing to endpoint: ${reason}`, { status, statusText: statusText(status), text });
+      const refused = new SdkHttpError(SdkErrorCode.ClientHttpNotImplemented, `Error POSTing to endpoint: ${reason}`, { status, statusText: statusText(status), text });
+      if (m.method === 'server/discover') this._probeRefusal = refused;
+      throw refused;
     }
     if (status === 202 || id === undefined) {
       await drain(res.body);
