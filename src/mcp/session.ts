@@ -205,9 +205,7 @@ export class UpstreamSession {
     if (this.live) return Promise.resolve(this.live);
     if (o.signal?.aborted) return Promise.reject(asSdkError(o.signal.reason));
     if (!this.connecting) {
-      const setUp = this.open(Date.now() + o.timeoutMs).finally(() => (this.connecting = undefined));
-      setUp.catch(() => undefined); // every caller may have stopped waiting: not an unhandled rejection
-      this.connecting = setUp;
+      this.connecting = this.open(Date.now() + o.timeoutMs).finally(() => (this.connecting = undefined));
     }
     return waitWithin(this.connecting, o);
   }
@@ -278,7 +276,9 @@ export class UpstreamSession {
       if (this.live === live) void this.reset(live);
     };
     try {
-      await connectWithin(client, transport, timeoutMs);
+      // As a whole: the Client's own timeout covers initialize (or discover) only, not the
+      // notifications/initialized that follows.
+      await waitWithin(client.connect(transport, { timeout: timeoutMs }), { timeoutMs });
     } catch (err) {
       // Closing the client closes the transport: it aborts whatever request the set-up was stuck on.
       await client.close().catch(() => undefined);
@@ -334,23 +334,7 @@ function withProbeRefusal(err: unknown, transport: Transport): unknown {
 
 const setUpTimeout = (timeoutMs: number) => new SdkError(SdkErrorCode.RequestTimeout, 'Connection set-up timed out', { timeout: timeoutMs });
 
-/**
- * `client.connect` within `timeoutMs` as a whole: its own timeout covers the initialize (or
- * discover) request only, not the notifications/initialized that follows.
- */
-async function connectWithin(client: Client, transport: Transport, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(setUpTimeout(timeoutMs)), timeoutMs)));
-  const connecting = client.connect(transport, { timeout: timeoutMs });
-  connecting.catch(() => undefined); // settles after the timeout, once the caller closed the client
-  try {
-    await Promise.race([connecting, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** The shared set-up `p` as one caller sees it: given up on at its timeout or its signal (p goes on). */
+/** `p` as one caller sees it: given up on at its timeout or its signal (p goes on, its outcome handled). */
 function waitWithin<T>(p: Promise<T>, o: RequestOpts): Promise<T> {
   const signal = o.signal;
   return new Promise<T>((resolve, reject) => {

@@ -33,7 +33,7 @@ export interface UndiciTransportOptions {
   maxReconnects?: number;
   /** First reconnect delay, doubled each time (default 500 ms); a server's `retry:` wins for a resumed answer. */
   reconnectDelayMs?: number;
-  /** Bound on a notification's POST and on the DELETE, which any working server answers at once (default 1000 ms). */
+  /** Bound on a notification's POST and on the DELETE, which any working server answers at once (default 10 s). */
   noticeTimeoutMs?: number;
   sessionId?: string;
   protocolVersion?: string;
