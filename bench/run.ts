@@ -162,16 +162,21 @@ async function benchCallModern(base: string, url: string) {
   const body = { tool: { type: 'mcp', server_label: 'modern' }, name: 'echo', arguments: { text: 'bench' } };
   const direct: number[] = [];
   const brokered: number[] = [];
+  const shuffle = shuffler();
   for (let i = 0; i < 2200; i++) {
     const warm = i < 200;
-    let t = performance.now();
-    await client.callTool({ name: 'echo', arguments: { text: 'bench' } });
-    if (!warm) direct.push(performance.now() - t);
-    t = performance.now();
-    const r = await post(base, '/v1/mcp/call', body);
-    const item = await r.json();
-    if (item.status !== 'completed') throw new Error(`modern call failed: ${JSON.stringify(item)}`);
-    if (!warm) brokered.push(performance.now() - t);
+    for (const which of shuffle([0, 1])) {
+      const t = performance.now();
+      if (which === 0) {
+        await client.callTool({ name: 'echo', arguments: { text: 'bench' } });
+        if (!warm) direct.push(performance.now() - t);
+      } else {
+        const r = await post(base, '/v1/mcp/call', body);
+        const item = await r.json();
+        if (item.status !== 'completed') throw new Error(`modern call failed: ${JSON.stringify(item)}`);
+        if (!warm) brokered.push(performance.now() - t);
+      }
+    }
   }
   await client.close();
   const d = summarize(direct);
@@ -476,7 +481,7 @@ async function profile(config: string, modelUrl: string) {
   for (let i = 0; i < 1500; i++) {
     if (what === 'turn') await (await post(b.base, '/v1/responses', { model: 'm', input: 'add', tools })).json();
     else if (what === 'list') await (await post(b.base, '/v1/mcp/list_tools', { tool: { type: 'mcp', server_label: 'fx' } })).json();
-    else await (await post(b.base, '/v1/mcp/call', { tool: { type: 'mcp', server_label: 'fx' }, name: 'echo', arguments: { text: 'bench' } })).json();
+    else await (await post(b.base, '/v1/mcp/call', { tool: { type: 'mcp', server_label: what === 'modern' ? 'modern' : 'fx' }, name: 'echo', arguments: { text: 'bench' } })).json();
   }
   const exited = new Promise((r) => b.proc.once('exit', r));
   b.proc.kill('SIGTERM');

@@ -55,6 +55,31 @@ describe.each(['modern', 'stateless', 'dual'] as V2Mode[])('an SDK v2 server (%s
   });
 });
 
+describe('a 2026-07-28 tool whose argument is mirrored into a header (SEP-2243 x-mcp-header)', () => {
+  let v2: V2Fixture;
+  let b: TestBroker;
+  afterEach(async () => {
+    await b?.close();
+    await v2?.close();
+  });
+
+  it('the first call learns it from the server’s HeaderMismatch (refused before running), refreshes the listing and is sent mirrored; later calls are mirrored at once', async () => {
+    v2 = await startV2Server('stateless', { headerTool: true, listTtlMs: 60_000 });
+    b = await startBroker({ servers: [record('up', v2.url, { protocol: '2026-07-28' })] });
+    expect((await list(b)).body.tools.map((t: { name: string }) => t.name)).toEqual(['echo', 'regional']);
+    const before = v2.methods.length;
+    expect((await call(b, 'regional', { region: 'eu' })).body).toMatchObject({ status: 'completed', output: 'region: eu' });
+    expect(v2.methods.slice(before)).toEqual(['tools/call', 'tools/list', 'tools/call']);
+    const again = v2.methods.length;
+    expect((await call(b, 'regional', { region: 'us' })).body).toMatchObject({ status: 'completed', output: 'region: us' });
+    expect(v2.methods.slice(again)).toEqual(['tools/call']);
+    expect(v2.regionHeaders).toEqual(['eu', 'us']);
+    expect(v2.calls).toBe(2);
+    // A tool without header declarations is not affected.
+    expect((await call(b, 'echo', { text: 'hi' })).body).toMatchObject({ status: 'completed', output: 'echo: hi' });
+  });
+});
+
 // A stateless 2025 endpoint has no stream to notify on; the others do, in both eras.
 describe.each([
   ['modern', 'auto'],

@@ -8,6 +8,7 @@ import { Agent } from 'undici';
 import { Client, ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from '@modelcontextprotocol/client';
 import { RESPONSE_TOO_LARGE, UndiciTransport, UpstreamConnectionError, isConnectFailure } from '../src/mcp/undiciTransport.js';
 import { callToolResult } from '../src/mcp/callResult.js';
+import { BrokerClient, callTool2026 } from '../src/mcp/modernCall.js';
 import { SseParser, type SseEvent } from '../src/mcp/sseParser.js';
 import { startTransportV2Server as startV2Server, type TransportV2Fixture as V2Fixture } from './fixtures/transportV2Server.js';
 import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
@@ -503,6 +504,163 @@ describe('rpc(): a 2025-era request answered by the transport, as the Client wou
     await until(() => (mcp.counters.calls.slow ?? 0) > 0 && mcp.counters.peakSlow > 0, 2000);
     await transport.close();
     expect(await pending).toMatchObject({ code: SdkErrorCode.ConnectionClosed });
+  });
+});
+
+describe('callTool2026(): a 2026-07-28 tools/call made by the transport, as Client.callTool makes it', () => {
+  const DISCOVER = { supportedVersions: ['2026-07-28'], capabilities: { tools: {} }, resultType: 'complete', ttlMs: 0, cacheScope: 'private', _meta: { 'io.modelcontextprotocol/serverInfo': { name: 't', version: '1' } } };
+  type Seen = { method?: string; id?: unknown; params?: Record<string, unknown>; headers: Record<string, string | string[] | undefined> };
+
+  /** A 2026-07-28 server by hand: discover, an empty listing, and tools/call answered by `answer`. */
+  async function modernServer(answer: (params: Record<string, unknown>, res: ServerResponse) => unknown) {
+    const seen: Seen[] = [];
+    const closed: string[] = [];
+    const url = await tinyServer(async (req, res, body) => {
+      const b = body as { id?: unknown; method?: string; params?: Record<string, unknown> };
+      seen.push({ method: b.method, id: b.id, params: b.params, headers: req.headers });
+      if (b.method === 'server/discover') return json(res, { jsonrpc: '2.0', id: b.id, result: DISCOVER });
+      if (b.method === 'tools/list') return json(res, { jsonrpc: '2.0', id: b.id, result: { tools: [], resultType: 'complete', ttlMs: 0, cacheScope: 'private' } });
+      res.on('close', () => void (res.writableFinished || closed.push(String(b.id))));
+      const result = await answer(b.params ?? {}, res);
+      if (result !== undefined && !res.writableEnded) json(res, { jsonrpc: '2.0', id: b.id, result });
+    });
+    const transport = new UndiciTransport(new URL(url), { dispatcher: agent, maxBytes: MAX, reconnectDelayMs: 50 });
+    const client = new BrokerClient({ name: 'transport-test', version: '1' }, { capabilities: {}, versionNegotiation: { mode: { pin: '2026-07-28' } } });
+    await client.connect(transport, { timeout: 5000 });
+    open.push(() => client.close());
+    await client.request({ method: 'tools/list' });
+    return { client, transport, seen, closed, calls: () => seen.filter((x) => x.method === 'tools/call') };
+  }
+  const call = (client: BrokerClient, transport: UndiciTransport, o: { timeoutMs?: number; signal?: AbortSignal } = {}) =>
+    callTool2026(client, transport, transport.envelope!, 't', { a: 1 }, { timeoutMs: o.timeoutMs ?? 5000, signal: o.signal });
+  const outcome = (p: Promise<unknown>) =>
+    p.then(
+      (value) => ({ value }),
+      (e: { code?: unknown; message?: unknown; constructor?: { name?: string } }) => ({ error: e?.code, message: e?.message, type: e?.constructor?.name }),
+    );
+
+  it('carries the envelope and the standard headers the Client’s own request carries', async () => {
+    const { client, transport, calls } = await modernServer(() => ({ resultType: 'complete', content: [{ type: 'text', text: 'x' }] }));
+    await client.callTool({ name: 't', arguments: { a: 1 } });
+    await call(client, transport);
+    const [viaClient, viaUs] = calls();
+    expect(viaUs!.params).toEqual(viaClient!.params);
+    expect(viaUs!.params!._meta).toMatchObject({ 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'transport-test', version: '1' } });
+    for (const h of ['mcp-protocol-version', 'mcp-method', 'mcp-name', 'accept', 'content-type']) expect([h, viaUs!.headers[h]]).toEqual([h, viaClient!.headers[h]]);
+    expect(viaUs!.id).not.toEqual(viaClient!.id);
+  });
+
+  const serverInfo = (info: unknown) => ({ resultType: 'complete', content: [{ type: 'text', text: 'x' }], _meta: { 'io.modelcontextprotocol/serverInfo': info } });
+  it.each([
+    ['text', { resultType: 'complete', content: [{ type: 'text', text: 'hi' }] }],
+    ['text, isError, structuredContent, _meta', { resultType: 'complete', content: [{ type: 'text', text: 'bad' }], isError: true, structuredContent: { sum: 3 }, _meta: { 'io.modelcontextprotocol/serverInfo': { name: 's', version: '1' }, other: [1] } }],
+    ['no resultType', { content: [{ type: 'text', text: 'x' }] }],
+    ['a resultType that is not a string', { resultType: 1, content: [] }],
+    ['an unknown resultType', { resultType: 'later', content: [] }],
+    ['no content', { resultType: 'complete', structuredContent: { sum: 3 } }],
+    ['content not an array', { resultType: 'complete', content: 'text' }],
+    ['content null', { resultType: 'complete', content: null }],
+    ['a block without a type', { resultType: 'complete', content: [{ text: 'x' }] }],
+    ['image, audio, resource link, embedded resource, annotations', { resultType: 'complete', content: [{ type: 'image', data: 'AAAA', mimeType: 'image/png' }, { type: 'audio', data: 'AAAA', mimeType: 'audio/wav' }, { type: 'resource_link', uri: 'file:///x', name: 'x' }, { type: 'resource', resource: { uri: 'file:///a', text: 'a' } }, { type: 'text', text: 'x', annotations: { audience: ['user'], priority: 0.5 } }] }],
+    ['a text block with an extra key', { resultType: 'complete', content: [{ type: 'text', text: 'x', extra: 1 }] }],
+    ['a text block with _meta', { resultType: 'complete', content: [{ type: 'text', text: 'x', _meta: { a: 1 } }] }],
+    ['a text block with null annotations', { resultType: 'complete', content: [{ type: 'text', text: 'x', annotations: null }] }],
+    ['isError a string', { resultType: 'complete', content: [], isError: 'true' }],
+    ['structuredContent an array', { resultType: 'complete', content: [], structuredContent: [1] }],
+    ['structuredContent null', { resultType: 'complete', content: [], structuredContent: null }],
+    ['structuredContent a string', { resultType: 'complete', content: [{ type: 'text', text: 'x' }], structuredContent: 'x' }],
+    ['extra fields', { resultType: 'complete', content: [], extra: { a: 1 } }],
+    ['serverInfo with a title', serverInfo({ name: 's', version: '1', title: 'S' })],
+    ['serverInfo with an unknown key', serverInfo({ name: 's', version: '1', extra: 1 })],
+    ['serverInfo with icons', serverInfo({ name: 's', version: '1', icons: [{ src: 'https://example.com/i.png' }] })],
+    ['serverInfo without a version', serverInfo({ name: 's' })],
+    ['serverInfo a string', serverInfo('s')],
+    ['a __proto__ key in the result', JSON.parse('{"resultType":"complete","__proto__":{"isError":true},"content":[{"type":"text","text":"x"}]}')],
+    ['a __proto__ key in a block', JSON.parse('{"resultType":"complete","content":[{"type":"text","text":"x","__proto__":{"type":"image"}}]}')],
+    ['a __proto__ key in _meta', JSON.parse('{"resultType":"complete","content":[],"_meta":{"__proto__":{"a":1}}}')],
+    ['__proto__ and constructor in structuredContent', JSON.parse('{"resultType":"complete","content":[],"structuredContent":{"__proto__":{"a":1},"constructor":{"prototype":{"b":2}}}}')],
+    ['a task instead of a result', { resultType: 'complete', task: { taskId: 't' } }],
+    ['input_required for an elicitation (no handler here)', { resultType: 'input_required', inputRequests: { ask: { method: 'elicitation/create', params: { message: 'sure?', requestedSchema: { type: 'object', properties: {} } } } } }],
+    ['input_required for a method the revision does not define', { resultType: 'input_required', inputRequests: { ask: { method: 'tools/list' } } }],
+    ['input_required with an entry that is not a request', { resultType: 'input_required', inputRequests: { ask: 'x' } }],
+    ['input_required with neither inputRequests nor requestState', { resultType: 'input_required' }],
+    ['20000 text blocks', { resultType: 'complete', content: Array.from({ length: 20000 }, (_, i) => ({ type: 'text', text: String(i) })) }],
+  ])('same outcome as Client.callTool for an answer of %s', async (_n, result) => {
+    const { client, transport } = await modernServer(() => result);
+    const viaClient = await outcome(client.callTool({ name: 't', arguments: { a: 1 } }));
+    const viaUs = await outcome(call(client, transport));
+    expect(viaUs).toEqual(viaClient);
+  });
+
+  it.each([
+    ['_meta not an object', { resultType: 'complete', content: [], _meta: 'm' }],
+    ['_meta null', { resultType: 'complete', content: [], _meta: null }],
+    ['a result that is not an object', 'x'],
+  ])('an answer of %s, which the Client takes for no message at all (it waits for its timeout), fails at once as an invalid result', async (_n, result) => {
+    const { client, transport } = await modernServer(() => result);
+    const viaClient = await outcome(client.callTool({ name: 't', arguments: { a: 1 } }, { timeout: 300 }));
+    expect(viaClient).toMatchObject({ error: SdkErrorCode.RequestTimeout });
+    const started = Date.now();
+    const viaUs = await outcome(call(client, transport));
+    expect(viaUs).toMatchObject({ error: SdkErrorCode.InvalidResult, type: 'SdkError' });
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it('input_required with only a requestState: the Client’s driver sends it back (paced), the second answer completes the call — the same legs either way', async () => {
+    const { client, transport, calls } = await modernServer((p) =>
+      p.requestState === 'st-1' ? { resultType: 'complete', content: [{ type: 'text', text: `resumed ${JSON.stringify(p.arguments)}` }] } : { resultType: 'input_required', requestState: 'st-1' },
+    );
+    const viaClient = await outcome(client.callTool({ name: 't', arguments: { a: 1 } }));
+    const started = Date.now();
+    const viaUs = await outcome(call(client, transport));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+    expect(viaUs).toEqual(viaClient);
+    expect(viaUs).toMatchObject({ value: { content: [{ text: 'resumed {"a":1}' }] } });
+    const legs = calls().map((c) => ({ state: c.params!.requestState, meta: c.params!._meta, args: c.params!.arguments }));
+    expect(legs).toHaveLength(4);
+    expect(legs.slice(2)).toEqual(legs.slice(0, 2));
+    expect(legs[1]!.state).toBe('st-1');
+  });
+
+  it('a server that never stops asking: the Client’s round limit, the same error', async () => {
+    const { client, transport } = await modernServer(() => ({ resultType: 'input_required', requestState: 'again' }));
+    const viaClient = await outcome(client.callTool({ name: 't', arguments: {} }));
+    const viaUs = await outcome(call(client, transport));
+    expect(viaUs).toEqual(viaClient);
+    expect(viaUs).toMatchObject({ error: SdkErrorCode.InputRequiredRoundsExceeded });
+  }, 15_000);
+
+  it('a JSON-RPC error is the same ProtocolError', async () => {
+    const url = await tinyServer(async (_req, res, body) => {
+      if (body.method === 'server/discover') return json(res, { jsonrpc: '2.0', id: body.id, result: DISCOVER });
+      if (body.method === 'tools/list') return json(res, { jsonrpc: '2.0', id: body.id, result: { tools: [], resultType: 'complete', ttlMs: 0, cacheScope: 'private' } });
+      json(res, { jsonrpc: '2.0', id: body.id, error: { code: -32602, message: 'no such tool', data: { tool: 't' } } });
+    });
+    const transport = new UndiciTransport(new URL(url), { dispatcher: agent, maxBytes: MAX });
+    const client = new BrokerClient({ name: 'transport-test', version: '1' }, { capabilities: {}, versionNegotiation: { mode: { pin: '2026-07-28' } } });
+    await client.connect(transport, { timeout: 5000 });
+    open.push(() => client.close());
+    await client.request({ method: 'tools/list' });
+    const viaClient = await outcome(client.callTool({ name: 't', arguments: { a: 1 } }));
+    const viaUs = await outcome(call(client, transport));
+    expect(viaUs).toEqual(viaClient);
+    expect(viaUs).toMatchObject({ error: -32602, type: 'ProtocolError' });
+  });
+
+  it('a timeout or an abort ends the HTTP request and sends no notifications/cancelled (that revision has none), as the Client does', async () => {
+    const { client, transport, seen, closed } = await modernServer(() => new Promise(() => undefined));
+    const timedOut = await outcome(call(client, transport, { timeoutMs: 100 }));
+    expect(timedOut).toMatchObject({ error: SdkErrorCode.RequestTimeout });
+    const ac = new AbortController();
+    setTimeout(() => ac.abort('caller went away'), 50);
+    const aborted = await outcome(call(client, transport, { signal: ac.signal }));
+    expect(aborted).toMatchObject({ error: SdkErrorCode.RequestTimeout, message: expect.stringContaining('caller went away') });
+    const viaClient = await outcome(client.callTool({ name: 't', arguments: {} }, { timeout: 100 }));
+    expect(timedOut).toEqual({ ...viaClient });
+    expect(await until(() => closed.length === 3)).toBe(true);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(seen.map((x) => x.method).filter((m) => m === undefined || m === 'notifications/cancelled')).toEqual([]);
+    expect(seen.filter((x) => x.id === undefined)).toEqual([]);
   });
 });
 

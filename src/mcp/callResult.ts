@@ -58,13 +58,52 @@ function plainTextResult(v: unknown): v is CallToolResult {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
   const r = v as Record<string, unknown>;
   for (const k in r) if (!RESULT_KEYS.has(k)) return false;
-  if (!Array.isArray(r.content)) return false;
   if (r.isError !== undefined && typeof r.isError !== 'boolean') return false;
-  for (const b of r.content as unknown[]) {
+  return textBlocksOnly(r.content);
+}
+
+const RESULT_KEYS_2026 = new Set(['resultType', 'content', 'structuredContent', 'isError', '_meta']);
+const SERVER_INFO_KEY = 'io.modelcontextprotocol/serverInfo';
+const SERVER_INFO_STRINGS = new Set(['name', 'version', 'title', 'description', 'websiteUrl']);
+
+/**
+ * A 2026-07-28 tools/call answer in its common form — `resultType: "complete"`, text blocks
+ * only, `structuredContent` any value and `isError` a boolean if present, `_meta` an object
+ * whose serverInfo (if any) is plain strings — as the Client returns it after its wire codec
+ * decoded and validated it: `resultType` lifted off, nothing else changed (for these answers
+ * the schemas return their input). Undefined for anything else, which goes to the codec itself
+ * (modernCall.ts). Parity with Client.callTool is a table in test/undiciTransport.test.ts.
+ */
+export function plainResult2026(raw: unknown): CallToolResult | undefined {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
+  const r = raw as Record<string, unknown>;
+  if (r.resultType !== 'complete') return undefined;
+  for (const k in r) if (!RESULT_KEYS_2026.has(k)) return undefined;
+  if (r.isError !== undefined && typeof r.isError !== 'boolean') return undefined;
+  if (r._meta !== undefined && !plainMeta(r._meta)) return undefined;
+  const { resultType: _lifted, ...result } = r;
+  return textBlocksOnly(result.content) ? (result as CallToolResult) : undefined;
+}
+
+function textBlocksOnly(content: unknown): boolean {
+  if (!Array.isArray(content)) return false;
+  for (const b of content as unknown[]) {
     if (b === null || typeof b !== 'object') return false;
     const block = b as Record<string, unknown>;
     if (block.type !== 'text' || typeof block.text !== 'string') return false;
     for (const k in block) if (k !== 'type' && k !== 'text') return false;
   }
+  return true;
+}
+
+/** A loose `_meta` object the schema keeps as it is: no own `__proto__` key, serverInfo (if any) plain strings with name and version. */
+function plainMeta(meta: unknown): boolean {
+  if (meta === null || typeof meta !== 'object' || Array.isArray(meta) || Object.hasOwn(meta, '__proto__')) return false;
+  const info = (meta as Record<string, unknown>)[SERVER_INFO_KEY];
+  if (info === undefined) return true;
+  if (info === null || typeof info !== 'object' || Array.isArray(info)) return false;
+  const i = info as Record<string, unknown>;
+  if (typeof i.name !== 'string' || typeof i.version !== 'string') return false;
+  for (const k in i) if (!SERVER_INFO_STRINGS.has(k) || typeof i[k] !== 'string') return false;
   return true;
 }

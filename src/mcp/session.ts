@@ -2,6 +2,7 @@ import { Client, SdkError, SdkErrorCode, SdkHttpError, SseError, type CallToolRe
 import { requestScope } from './fetch.js';
 import { UndiciTransport, asSdkError } from './undiciTransport.js';
 import { callToolResult } from './callResult.js';
+import { BrokerClient, callTool2026, isHeaderMismatch } from './modernCall.js';
 import { createTransport, type TransportKind, type TransportTarget } from './transport.js';
 
 export type { TransportKind } from './transport.js';
@@ -85,10 +86,12 @@ function isConnectionLost(err: unknown): boolean {
 }
 
 interface Live {
-  client: Client;
+  client: BrokerClient;
   transport: Transport & { sessionId?: string; terminateSession?: () => Promise<void> };
   kind: TransportKind;
   era: Era;
+  /** 2026-07-28: tools whose server asked for `Mcp-Param-*` headers (they go through Client.callTool). */
+  mirrored?: Set<string>;
 }
 
 /** Why a request scope's signal fires when the request is over: one AbortError, built once (see scoped()). */
@@ -141,17 +144,32 @@ export class UpstreamSession {
 
   /**
    * Never re-sent once it may have reached the server (only a refused session or connect).
-   * A 2025-era session on the broker's own transport makes the exchange there (rpc(): why, and
-   * what it keeps of the Client's behaviour) and validates the result with the SDK's schema;
-   * other sessions go through the Client.
+   * On the broker's own transport the exchange is made there (rpc(): why, and what it keeps of
+   * the Client's behaviour): a 2025-era session validates the result with the SDK's schema, a
+   * 2026-07-28 connection as the Client's funnel does (callTool2026). Other sessions, and a
+   * tool whose server wants `Mcp-Param-*` headers, go through the Client.
    */
   async callTool(name: string, args: Record<string, unknown>, o: RequestOpts): Promise<CallToolResult> {
-    return this.withSession(false, o, async ({ client, transport, era }) => {
-      if (era === 'legacy' && transport instanceof UndiciTransport) {
-        return callToolResult(await transport.rpc('tools/call', { name, arguments: args }, { timeoutMs: o.timeoutMs, signal: o.signal }));
+    return this.withSession(false, o, async (live) => {
+      const { client, transport, era } = live;
+      const options = { timeout: o.timeoutMs, signal: o.signal };
+      if (transport instanceof UndiciTransport) {
+        if (era === 'legacy') return callToolResult(await transport.rpc('tools/call', { name, arguments: args }, { timeoutMs: o.timeoutMs, signal: o.signal }));
+        const envelope = transport.envelope;
+        if (envelope && !live.mirrored?.has(name)) {
+          try {
+            return await callTool2026(client, transport, envelope, name, args, o);
+          } catch (err) {
+            if (!isHeaderMismatch(err)) throw err;
+            // What Client.callTool does on HeaderMismatch: refresh its cached listing (where it
+            // reads the tool's x-mcp-header declarations), then send again, mirrored. The server
+            // refused the request before running it, so sending it again is safe.
+            (live.mirrored ??= new Set()).add(name);
+            await client.listTools(undefined, { ...options, cacheMode: 'refresh' }).catch(() => undefined);
+          }
+        }
       }
-      const r = await client.callTool({ name, arguments: args }, { timeout: o.timeoutMs, signal: o.signal });
-      return r as CallToolResult;
+      return (await client.callTool({ name, arguments: args }, options)) as CallToolResult;
     });
   }
 
@@ -256,7 +274,7 @@ export class UpstreamSession {
     const timeoutMs = Math.max(1, deadline - Date.now());
     const transport = createTransport(kind, this.target);
     // No client capabilities: the broker offers remote servers no sampling, roots or elicitation.
-    const client = new Client(
+    const client = new BrokerClient(
       { name: 'mcp-broker', version: '0.2.0' },
       {
         capabilities: {},

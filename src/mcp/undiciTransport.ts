@@ -125,6 +125,9 @@ const tooLarge = (id: Id, max: number) => ({ jsonrpc: '2.0', id, error: { code: 
 
 type Body = Dispatcher.ResponseData['body'];
 
+/** The 2026-07-28 request envelope's keys (the SDK's outboundEnvelope). */
+const ENVELOPE_KEYS = [PROTOCOL_VERSION_META_KEY, 'io.modelcontextprotocol/clientInfo', 'io.modelcontextprotocol/clientCapabilities', 'io.modelcontextprotocol/logLevel'];
+
 /** The prefix of rpc()'s request ids. */
 const OWN_ID = 'mcpb-';
 
@@ -233,6 +236,7 @@ export class UndiciTransport implements Transport {
   /** Requests made with rpc(): answered here, by JSON-RPC id; the Client never sees them. */
   private readonly own = new Map<Id, (answer: Msg | Error) => void>();
   private ownSeq = 0;
+  private _envelope: Record<string, unknown> | undefined;
   private readonly noticeTimeoutMs: number;
 
   constructor(
@@ -308,6 +312,9 @@ export class UndiciTransport implements Transport {
     const signal = o.signal;
     if (signal?.aborted) return Promise.reject(asSdkError(signal.reason));
     const id = `${OWN_ID}${++this.ownSeq}`;
+    // A 2026-07-28 request (its envelope names the revision) is cancelled as the Client cancels
+    // one there: by ending its own HTTP request; that revision has no notifications/cancelled.
+    const modern = typeof (params._meta as Record<string, unknown> | undefined)?.[PROTOCOL_VERSION_META_KEY] === 'string';
     return new Promise<unknown>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const settle = (answer: Msg | Error) => {
@@ -332,6 +339,7 @@ export class UndiciTransport implements Transport {
       const cancel = (reason: unknown) => {
         if (!this.own.has(id)) return;
         settle(asSdkError(reason));
+        if (modern) return void this.byId.get(id)?.abort(reason);
         void this.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: String(reason) } } as JSONRPCMessage).catch((err: Error) =>
           this.onerror?.(new Error(`Failed to send cancellation: ${err.message}`)),
         );
@@ -342,6 +350,16 @@ export class UndiciTransport implements Transport {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.send({ jsonrpc: '2.0', id, method, params } as JSONRPCMessage).catch((err: Error) => settle(err));
     });
+  }
+
+  /**
+   * The 2026-07-28 `_meta` envelope (protocol version, client info and capabilities, log
+   * level) of the Client's latest request on this connection — what rpc() requests carry on
+   * that revision, so they say what the Client's own say. Undefined before the Client sent one
+   * (or on a 2025-era connection, whose requests carry none).
+   */
+  get envelope(): Readonly<Record<string, unknown>> | undefined {
+    return this._envelope;
   }
 
   /** An answer to one of rpc()'s requests settles it; every other message goes to the Client. */
@@ -388,6 +406,7 @@ export class UndiciTransport implements Transport {
     const m = message as Msg;
     const request = isRequest(m);
     const id = request ? (m.id as Id) : undefined;
+    if (request && !(typeof id === 'string' && id.startsWith(OWN_ID))) this.noteEnvelope(m.params?._meta);
     if (m.method === 'notifications/cancelled') {
       // Legacy era: the Client cancels by notification; the POST carrying that request ends too.
       const target = this.byId.get(m.params?.requestId as Id);
@@ -426,6 +445,13 @@ export class UndiciTransport implements Transport {
       this.inflight.delete(ac);
       if (id !== undefined && this.byId.get(id) === ac) this.byId.delete(id);
     }
+  }
+
+  private noteEnvelope(meta: Record<string, unknown> | undefined): void {
+    if (typeof meta?.[PROTOCOL_VERSION_META_KEY] !== 'string') return;
+    const e: Record<string, unknown> = {};
+    for (const k of ENVELOPE_KEYS) if (meta[k] !== undefined) e[k] = meta[k];
+    this._envelope = e;
   }
 
   private async exchange(m: Msg, id: Id | undefined, options: TransportSendOptions | undefined, ac: AbortController): Promise<void> {
