@@ -61,6 +61,8 @@ describe('a 2026-07-28 tool whose argument is mirrored into a header (SEP-2243 x
   afterEach(async () => {
     await b?.close();
     await v2?.close();
+    b = undefined as unknown as TestBroker;
+    v2 = undefined as unknown as V2Fixture;
   });
 
   it('the first call learns it from the server’s HeaderMismatch (refused before running), refreshes the listing and is sent mirrored; later calls are mirrored at once', async () => {
@@ -77,6 +79,50 @@ describe('a 2026-07-28 tool whose argument is mirrored into a header (SEP-2243 x
     expect(v2.calls).toBe(2);
     // A tool without header declarations is not affected.
     expect((await call(b, 'echo', { text: 'hi' })).body).toMatchObject({ status: 'completed', output: 'echo: hi' });
+  });
+
+  describe('against a hand-written server', () => {
+    let hs: HostileServer;
+    beforeAll(async () => {
+      hs = await startHostileServer();
+    });
+    afterAll(() => hs.close());
+    const seen = () => hs.seen.headers ?? [];
+
+    it('one HeaderMismatch teaches every header-declaring tool of the listing: another one goes out mirrored at once', async () => {
+      b = await startBroker({ servers: [record('up', hs.url('headers'), { protocol: '2026-07-28' })] });
+      await list(b);
+      let at = seen().length;
+      expect((await call(b, 'regional', { region: 'eu' })).body).toMatchObject({ status: 'completed', output: 'called regional' });
+      expect(seen().slice(at)).toEqual(['tools/call', 'tools/list', 'tools/call']);
+      at = seen().length;
+      expect((await call(b, 'zoned', { zone: 'z1' })).body).toMatchObject({ status: 'completed', output: 'called zoned' });
+      expect(seen().slice(at)).toEqual(['tools/call']);
+    });
+
+    it('a tool’s outcome does not depend on another tool’s HeaderMismatch: the broker never fills the Client’s listing cache (which would make it check output schemas)', async () => {
+      b = await startBroker({ servers: [record('up', hs.url('headers'), { protocol: '2026-07-28' })] });
+      await list(b);
+      const before = (await call(b, 'badschema')).body;
+      expect(before).toMatchObject({ status: 'completed', output: 'called badschema' });
+      expect((await call(b, 'regional', { region: 'eu' })).body).toMatchObject({ status: 'completed' });
+      const after = (await call(b, 'badschema')).body;
+      expect({ ...after, id: before.id }).toEqual(before);
+    });
+
+    it('a server that refuses every header: at most two sends and one listing per call, then its error', async () => {
+      b = await startBroker({ servers: [record('up', hs.url('headers'), { protocol: '2026-07-28' })] });
+      await list(b);
+      // The first call learns the declaration and sends once more, mirrored; a later one, already
+      // mirrored, finds nothing new in the listing and does not send again.
+      for (const sends of [['tools/call', 'tools/list', 'tools/call'], ['tools/call', 'tools/list']]) {
+        const at = seen().length;
+        const r = await call(b, 'stubborn', { k: 'v' });
+        expect(r.body.status).not.toBe('completed');
+        expect(JSON.stringify(r.body)).toMatch(/Header mismatch/);
+        expect(seen().slice(at)).toEqual(sends);
+      }
+    });
   });
 });
 

@@ -512,7 +512,7 @@ describe('callTool2026(): a 2026-07-28 tools/call made by the transport, as Clie
   type Seen = { method?: string; id?: unknown; params?: Record<string, unknown>; headers: Record<string, string | string[] | undefined> };
 
   /** A 2026-07-28 server by hand: discover, an empty listing, and tools/call answered by `answer`. */
-  async function modernServer(answer: (params: Record<string, unknown>, res: ServerResponse) => unknown) {
+  async function modernServer(answer: (params: Record<string, unknown>, res: ServerResponse, id: unknown) => unknown) {
     const seen: Seen[] = [];
     const closed: string[] = [];
     const url = await tinyServer(async (req, res, body) => {
@@ -521,7 +521,7 @@ describe('callTool2026(): a 2026-07-28 tools/call made by the transport, as Clie
       if (b.method === 'server/discover') return json(res, { jsonrpc: '2.0', id: b.id, result: DISCOVER });
       if (b.method === 'tools/list') return json(res, { jsonrpc: '2.0', id: b.id, result: { tools: [], resultType: 'complete', ttlMs: 0, cacheScope: 'private' } });
       res.on('close', () => void (res.writableFinished || closed.push(String(b.id))));
-      const result = await answer(b.params ?? {}, res);
+      const result = await answer(b.params ?? {}, res, b.id);
       if (result !== undefined && !res.writableEnded) json(res, { jsonrpc: '2.0', id: b.id, result });
     });
     const transport = new UndiciTransport(new URL(url), { dispatcher: agent, maxBytes: MAX, reconnectDelayMs: 50 });
@@ -603,6 +603,19 @@ describe('callTool2026(): a 2026-07-28 tools/call made by the transport, as Clie
     const started = Date.now();
     const viaUs = await outcome(call(client, transport));
     expect(viaUs).toMatchObject({ error: SdkErrorCode.InvalidResult, type: 'SdkError' });
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it.each([
+    ['an extra envelope member', (id: unknown) => ({ jsonrpc: '2.0', id, result: { resultType: 'complete', content: [{ type: 'text', text: 'ran' }] }, extra: 1 }), { value: { content: [{ type: 'text', text: 'ran' }] } }],
+    ['an error without a message', (id: unknown) => ({ jsonrpc: '2.0', id, error: { code: -32000 } }), { error: -32000, type: 'ProtocolError' }],
+    ['an error whose code is not an integer', (id: unknown) => ({ jsonrpc: '2.0', id, error: { code: 1.5, message: 'm' } }), { error: SdkErrorCode.InvalidResult, type: 'SdkError' }],
+  ])('an answer with %s, which the Client drops (it waits for its timeout), settles at once', async (_n, envelope, want) => {
+    const { client, transport } = await modernServer((_p, res, id) => void json(res, envelope(id)));
+    const viaClient = await outcome(client.callTool({ name: 't', arguments: {} }, { timeout: 300 }));
+    expect(viaClient).toMatchObject({ error: SdkErrorCode.RequestTimeout });
+    const started = Date.now();
+    expect(await outcome(call(client, transport))).toMatchObject(want);
     expect(Date.now() - started).toBeLessThan(1000);
   });
 

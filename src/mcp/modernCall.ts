@@ -41,9 +41,10 @@ type Decoded = ReturnType<ReturnType<BrokerClient['wire']>['decodeResult']>;
  *   every other answer is decoded and validated by the Client's own wire codec, errors and all;
  * - `input_required`: handed to the Client's driver (its handlers — the broker registers none —,
  *   rounds, pacing), each further leg made here the same way.
- * Not kept: SEP-2243 `Mcp-Param-*` mirroring needs the Client's cached listing, which the broker
- * does not fill (it lists page by page): a HeaderMismatch answer fails this call, and the caller
- * goes to Client.callTool after refreshing that cache, as the Client itself would (session.ts).
+ * Not here: SEP-2243 `Mcp-Param-*` mirroring, which Client.callTool takes from its listing cache
+ * — never filled by the broker, which lists page by page, so there is nothing to mirror from
+ * and the Client would send what this sends. A HeaderMismatch answer fails this call; the
+ * session learns the declarations and sends it once more through Client.callTool (session.ts).
  */
 export async function callTool2026(
   client: BrokerClient,

@@ -90,9 +90,41 @@ interface Live {
   transport: Transport & { sessionId?: string; terminateSession?: () => Promise<void> };
   kind: TransportKind;
   era: Era;
-  /** 2026-07-28: tools whose server asked for `Mcp-Param-*` headers (they go through Client.callTool). */
-  mirrored?: Set<string>;
+  /** 2026-07-28: tools that declare `Mcp-Param-*` headers (SEP-2243), learned from a HeaderMismatch. */
+  mirrored?: Map<string, Tool>;
 }
+
+/** Bounds for a listing walked outside the catalog (callTool's HeaderMismatch), when none were given. */
+const DEFAULT_BOUNDS: ListingBounds = { maxBytes: 4 << 20, maxTools: 10_000, maxPages: 100 };
+
+/** Every page of tools/list through `client.request` (the Client's listing cache untouched), bounded as a whole. */
+async function walkListing(client: Client, o: RequestOpts, bounds: ListingBounds): Promise<ToolList> {
+  const tools: Tool[] = [];
+  let cursor: string | undefined;
+  let bytes = 2;
+  let ttlMs: number | undefined;
+  for (let page = 0; page < bounds.maxPages; page++) {
+    const r = await client.request({ method: 'tools/list', params: cursor ? { cursor } : undefined }, { timeout: o.timeoutMs, signal: o.signal });
+    for (const t of r.tools) {
+      bytes += JSON.stringify(t).length + 1;
+      if (bytes > bounds.maxBytes) throw new ListingTooLargeError(`over ${bounds.maxBytes} bytes`);
+      tools.push(t);
+      if (tools.length > bounds.maxTools) throw new ListingTooLargeError(`over ${bounds.maxTools} tools`);
+    }
+    const ttl = (r as { ttlMs?: unknown }).ttlMs;
+    if (typeof ttl === 'number' && Number.isFinite(ttl) && ttl >= 0) ttlMs = Math.min(ttlMs ?? Infinity, ttl);
+    if (!r.nextCursor || r.nextCursor === cursor) {
+      cursor = undefined;
+      break;
+    }
+    cursor = r.nextCursor;
+  }
+  if (cursor) throw new ListingTooLargeError(`over ${bounds.maxPages} pages`);
+  return { tools, ttlMs, bytes };
+}
+
+/** Whether a tool declares any SEP-2243 `x-mcp-header` argument (the SDK's scan decides which). */
+const declaresHeaders = (t: Tool): boolean => JSON.stringify(t.inputSchema ?? {}).includes('"x-mcp-header"');
 
 /** Why a request scope's signal fires when the request is over: one AbortError, built once (see scoped()). */
 const SCOPE_ENDED = new DOMException('The request scope ended.', 'AbortError');
@@ -116,60 +148,53 @@ export class UpstreamSession {
 
   /** Every page, bounded as a whole; tools/list is safe to repeat. */
   async listTools(o: RequestOpts, bounds: ListingBounds): Promise<ToolList> {
-    return this.withSession(true, o, async ({ client }) => {
-      const tools: Tool[] = [];
-      let cursor: string | undefined;
-      let bytes = 2;
-      let ttlMs: number | undefined;
-      for (let page = 0; page < bounds.maxPages; page++) {
-        const r = await client.request({ method: 'tools/list', params: cursor ? { cursor } : undefined }, { timeout: o.timeoutMs, signal: o.signal });
-        for (const t of r.tools) {
-          bytes += JSON.stringify(t).length + 1;
-          if (bytes > bounds.maxBytes) throw new ListingTooLargeError(`over ${bounds.maxBytes} bytes`);
-          tools.push(t);
-          if (tools.length > bounds.maxTools) throw new ListingTooLargeError(`over ${bounds.maxTools} tools`);
-        }
-        const ttl = (r as { ttlMs?: unknown }).ttlMs;
-        if (typeof ttl === 'number' && Number.isFinite(ttl) && ttl >= 0) ttlMs = Math.min(ttlMs ?? Infinity, ttl);
-        if (!r.nextCursor || r.nextCursor === cursor) {
-          cursor = undefined;
-          break;
-        }
-        cursor = r.nextCursor;
-      }
-      if (cursor) throw new ListingTooLargeError(`over ${bounds.maxPages} pages`);
-      return { tools, ttlMs, bytes };
-    });
+    return this.withSession(true, o, ({ client }) => walkListing(client, o, bounds));
   }
 
   /**
-   * Never re-sent once it may have reached the server (only a refused session or connect).
-   * On the broker's own transport the exchange is made there (rpc(): why, and what it keeps of
-   * the Client's behaviour): a 2025-era session validates the result with the SDK's schema, a
-   * 2026-07-28 connection as the Client's funnel does (callTool2026). Other sessions, and a
-   * tool whose server wants `Mcp-Param-*` headers, go through the Client.
+   * Never re-sent once it may have reached the server (only a refused session or connect, or a
+   * HeaderMismatch below). On the broker's own transport the exchange is made there (rpc():
+   * why, and what it keeps of the Client's behaviour): a 2025-era session validates the result
+   * with the SDK's schema, a 2026-07-28 connection as the Client's funnel does (callTool2026).
+   * Other sessions go through the Client.
+   *
+   * 2026-07-28, SEP-2243: a tool whose arguments the server wants mirrored into `Mcp-Param-*`
+   * headers answers HeaderMismatch, before it runs. Client.callTool would then fill its listing
+   * cache and send again, mirrored — and from then on check every tool of the connection against
+   * that cache (output schemas), which the broker's own listing never fills. Instead: one walk
+   * of the listing here (the broker's bounds; the Client's cache stays empty), every tool that
+   * declares such headers kept for this connection, and this call sent once more through
+   * Client.callTool with its definition (which mirrors, validates that tool's output as the
+   * Client would after its refresh, and never retries on its own). At most two sends and one
+   * walk per call; later calls of those tools go out mirrored at once.
    */
-  async callTool(name: string, args: Record<string, unknown>, o: RequestOpts): Promise<CallToolResult> {
+  async callTool(name: string, args: Record<string, unknown>, o: RequestOpts, bounds: ListingBounds = DEFAULT_BOUNDS): Promise<CallToolResult> {
     return this.withSession(false, o, async (live) => {
       const { client, transport, era } = live;
+      const params = { name, arguments: args };
       const options = { timeout: o.timeoutMs, signal: o.signal };
-      if (transport instanceof UndiciTransport) {
-        if (era === 'legacy') return callToolResult(await transport.rpc('tools/call', { name, arguments: args }, { timeoutMs: o.timeoutMs, signal: o.signal }));
-        const envelope = transport.envelope;
-        if (envelope && !live.mirrored?.has(name)) {
-          try {
-            return await callTool2026(client, transport, envelope, name, args, o);
-          } catch (err) {
-            if (!isHeaderMismatch(err)) throw err;
-            // What Client.callTool does on HeaderMismatch: refresh its cached listing (where it
-            // reads the tool's x-mcp-header declarations), then send again, mirrored. The server
-            // refused the request before running it, so sending it again is safe.
-            (live.mirrored ??= new Set()).add(name);
-            await client.listTools(undefined, { ...options, cacheMode: 'refresh' }).catch(() => undefined);
-          }
-        }
+      const envelope = transport instanceof UndiciTransport ? transport.envelope : undefined;
+      if (transport instanceof UndiciTransport && era === 'legacy') {
+        return callToolResult(await transport.rpc('tools/call', params, { timeoutMs: o.timeoutMs, signal: o.signal }));
       }
-      return (await client.callTool({ name, arguments: args }, options)) as CallToolResult;
+      if (!(transport instanceof UndiciTransport) || !envelope) return (await client.callTool(params, options)) as CallToolResult;
+      const known = live.mirrored?.get(name);
+      try {
+        if (known) return (await client.callTool(params, { ...options, toolDefinition: known })) as CallToolResult;
+        return await callTool2026(client, transport, envelope, name, args, o);
+      } catch (err) {
+        if (!isHeaderMismatch(err)) throw err;
+        const tools = await walkListing(client, o, bounds).then(
+          (l) => l.tools,
+          () => undefined,
+        );
+        if (!tools) throw err;
+        live.mirrored = new Map(tools.filter(declaresHeaders).map((t) => [t.name, t]));
+        const def = live.mirrored.get(name);
+        // Nothing to mirror, or nothing new to mirror: sending again would only be refused again.
+        if (!def || (known && JSON.stringify(known.inputSchema) === JSON.stringify(def.inputSchema))) throw err;
+        return (await client.callTool(params, { ...options, toolDefinition: def })) as CallToolResult;
+      }
     });
   }
 

@@ -305,7 +305,12 @@ export class UndiciTransport implements Transport {
    * the largest JS owner, ≈ 0.4 ms of 3.2 ms, mostly four zod parses per answer (envelope guard
    * twice, a probe that validates `undefined` and stringifies the error, then the result).
    * Ids are strings (`mcpb-N`), the Client's are numbers: the two never meet. The caller
-   * validates the result. Only for the legacy era (no request envelope, no `resultType`).
+   * validates the result. On 2026-07-28 (params carry the request envelope: modernCall.ts) a
+   * cancelled request ends its HTTP request instead, as the Client does there.
+   * Where the Client drops an answer it finds malformed and waits out its timeout, this settles
+   * at once: an answer with an extra envelope member is taken; an error without a message is
+   * the server's error (empty message); one whose code is not an integer, or whose message is
+   * not a string, is an invalid result.
    */
   rpc(method: string, params: Record<string, unknown>, o: { timeoutMs: number; signal?: AbortSignal }): Promise<unknown> {
     if (this.closed) return Promise.reject(new SdkError(SdkErrorCode.NotConnected, 'Not connected'));
@@ -324,14 +329,14 @@ export class UndiciTransport implements Transport {
         if (answer instanceof Error) return reject(answer);
         const e = answer.error as { code?: unknown; message?: unknown; data?: unknown } | null | undefined;
         if (e === undefined) return resolve(answer.result);
-        // Only a real error object (numeric code, string message) is the server's error; coercing
+        // Only a real error object (integer code, string message) is the server's error; coercing
         // anything else could throw here — after the request was forgotten (a hang) or inside the
         // stream's data handler.
-        if (e === null || typeof e !== 'object' || typeof e.code !== 'number' || (e.message !== undefined && typeof e.message !== 'string')) {
+        if (e === null || typeof e !== 'object' || !Number.isInteger(e.code) || (e.message !== undefined && typeof e.message !== 'string')) {
           return reject(new SdkError(SdkErrorCode.InvalidResult, `Invalid JSON-RPC error for ${method}`));
         }
         try {
-          reject(ProtocolError.fromError(e.code, (e.message as string | undefined) ?? '', e.data));
+          reject(ProtocolError.fromError(e.code as number, (e.message as string | undefined) ?? '', e.data));
         } catch (err) {
           reject(err);
         }

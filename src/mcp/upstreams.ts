@@ -142,7 +142,7 @@ export class Upstreams {
   }
 
   callTool(t: UpstreamTarget, name: string, args: Record<string, unknown>, signal?: AbortSignal): Promise<CallToolResult> {
-    return mcpSpan('tools/call', t, name, () => this.run(t, 'tools/call', signal, () => this.session(t).callTool(name, args, { timeoutMs: t.callTimeoutMs, signal })));
+    return mcpSpan('tools/call', t, name, () => this.run(t, 'tools/call', signal, () => this.session(t).callTool(name, args, { timeoutMs: t.callTimeoutMs, signal }, this.o.listing)));
   }
 
   private async run<T>(t: UpstreamTarget, method: FailureEvent['method'], signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
