@@ -1,6 +1,6 @@
 import { Router, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
-import { McpToolParamSchema } from '../../broker/toolParam.js';
+import { McpToolParamSchema, plainToolParam } from '../../broker/toolParam.js';
 import { InvalidRequestError } from '../../errors/index.js';
 import { FunctionToolSchema, CreateResponseSchema, type RequestTool } from '../../responses/schema.js';
 import type { ResponsesService } from '../../responses/service.js';
@@ -60,7 +60,7 @@ export class SseWriter implements EventTarget {
 function parseTools(raw: readonly unknown[]): RequestTool[] {
   return raw.map((t, index) => {
     const type = (t as { type?: unknown })?.type;
-    if (type === 'mcp') return parseInput(McpToolParamSchema, t, `tools[${index}]`);
+    if (type === 'mcp') return plainToolParam(t) ?? parseInput(McpToolParamSchema, t, `tools[${index}]`);
     if (type === 'function') return parseInput(FunctionToolSchema, t, `tools[${index}]`);
     throw new InvalidRequestError('unsupported_tool_type', `Tool type '${String(type)}' is not supported by this server; use 'mcp' or 'function'.`, {
       param: `tools[${index}].type`,
