@@ -163,10 +163,11 @@ export class UpstreamSession {
    * cache and send again, mirrored — and from then on check every tool of the connection against
    * that cache (output schemas), which the broker's own listing never fills. Instead: one walk
    * of the listing here (the broker's bounds; the Client's cache stays empty), every tool that
-   * declares such headers kept for this connection, and this call sent once more through
-   * Client.callTool with its definition (which mirrors, validates that tool's output as the
-   * Client would after its refresh, and never retries on its own). At most two sends and one
-   * walk per call; later calls of those tools go out mirrored at once.
+   * declares such headers kept for this connection (until its tools change), and this call sent
+   * once more through Client.callTool with its definition minus outputSchema (the Client then
+   * mirrors, checks results no more than callTool2026 does, and never retries on its own). At
+   * most two sends and one walk per call on one connection; later calls of those tools go out
+   * mirrored at once.
    */
   async callTool(name: string, args: Record<string, unknown>, o: RequestOpts, bounds: ListingBounds = DEFAULT_BOUNDS): Promise<CallToolResult> {
     return this.withSession(false, o, async (live) => {
@@ -189,7 +190,9 @@ export class UpstreamSession {
           () => undefined,
         );
         if (!tools) throw err;
-        live.mirrored = new Map(tools.filter(declaresHeaders).map((t) => [t.name, t]));
+        // Only what mirroring reads: with an outputSchema the Client would also check this tool's
+        // results (which no other call here does) against a definition kept for the connection.
+        live.mirrored = new Map(tools.filter(declaresHeaders).map(({ outputSchema: _checked, ...t }) => [t.name, t as Tool]));
         const def = live.mirrored.get(name);
         // Nothing to mirror, or nothing new to mirror: sending again would only be refused again.
         if (!def || (known && JSON.stringify(known.inputSchema) === JSON.stringify(def.inputSchema))) throw err;
@@ -304,7 +307,17 @@ export class UpstreamSession {
       {
         capabilities: {},
         versionNegotiation: { ...this.negotiation(kind, remembered), probe: { timeoutMs } },
-        listChanged: { tools: { autoRefresh: false, debounceMs: 0, onChanged: () => this.opts.onToolsChanged() } },
+        listChanged: {
+          tools: {
+            autoRefresh: false,
+            debounceMs: 0,
+            onChanged: () => {
+              // Learned header declarations may have changed with the tools: learn them again.
+              live.mirrored = undefined;
+              this.opts.onToolsChanged();
+            },
+          },
+        },
       },
     );
     const live: Live = { client, transport, kind, era: 'legacy' };
