@@ -110,6 +110,31 @@ describe('a 2026-07-28 tool whose argument is mirrored into a header (SEP-2243 x
       expect({ ...after, id: before.id }).toEqual(before);
     });
 
+    it('the call’s timeout bounds it whole: a HeaderMismatch’s listing walk and second send get only what is left of it', async () => {
+      // One tool per page, 400 ms each: every page is within call_timeout_ms, the walk (2 s) is not.
+      b = await startBroker({ servers: [record('up', hs.url('headers_slow'), { protocol: '2026-07-28', call_timeout_ms: 1000 })] });
+      expect((await list(b)).status).toBe(200); // the catalog's walk: each page has its own timeout
+      const at = (hs.seen.headers_slow ?? []).length;
+      const t0 = performance.now();
+      const r = await call(b, 'regional', { region: 'eu' });
+      const took = performance.now() - t0;
+      expect(r.body).toMatchObject({ type: 'mcp_call', status: 'failed', output: null, error: { code: 504, message: 'The MCP server timed out.' } });
+      // Not sent a second time: the walk ran out of the call's time.
+      expect((hs.seen.headers_slow ?? []).slice(at).filter((m) => m === 'tools/call')).toEqual(['tools/call']);
+      // Bounded by the call's timeout (plus slack for a loaded machine), not by pages × timeout.
+      expect(took).toBeLessThan(1000 + 500);
+    });
+
+    it('a tool that only mentions x-mcp-header in its schema’s text declares nothing: its HeaderMismatch is the server’s answer, not resent', async () => {
+      b = await startBroker({ servers: [record('up', hs.url('headers'), { protocol: '2026-07-28' })] });
+      await list(b);
+      const at = seen().length;
+      const r = await call(b, 'mentions', { k: 'v' });
+      expect(r.body.status).not.toBe('completed');
+      expect(JSON.stringify(r.body)).toMatch(/Header mismatch/);
+      expect(seen().slice(at)).toEqual(['tools/call', 'tools/list']);
+    });
+
     it('a server that refuses every header: at most two sends and one listing per call, then its error', async () => {
       b = await startBroker({ servers: [record('up', hs.url('headers'), { protocol: '2026-07-28' })] });
       await list(b);

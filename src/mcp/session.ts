@@ -97,14 +97,19 @@ interface Live {
 /** Bounds for a listing walked outside the catalog (callTool's HeaderMismatch), when none were given. */
 const DEFAULT_BOUNDS: ListingBounds = { maxBytes: 4 << 20, maxTools: 10_000, maxPages: 100 };
 
-/** Every page of tools/list through `client.request` (the Client's listing cache untouched), bounded as a whole. */
-async function walkListing(client: Client, o: RequestOpts, bounds: ListingBounds): Promise<ToolList> {
+/**
+ * Every page of tools/list through `client.request` (the Client's listing cache untouched),
+ * bounded as a whole in size. Each page has `o.timeoutMs`; with `until` (a performance.now()
+ * deadline) no page outlives it, and none starts after it.
+ */
+async function walkListing(client: Client, o: RequestOpts, bounds: ListingBounds, until?: number): Promise<ToolList> {
   const tools: Tool[] = [];
   let cursor: string | undefined;
   let bytes = 2;
   let ttlMs: number | undefined;
   for (let page = 0; page < bounds.maxPages; page++) {
-    const r = await client.request({ method: 'tools/list', params: cursor ? { cursor } : undefined }, { timeout: o.timeoutMs, signal: o.signal });
+    const timeout = until === undefined ? o.timeoutMs : remaining(until, o.timeoutMs);
+    const r = await client.request({ method: 'tools/list', params: cursor ? { cursor } : undefined }, { timeout, signal: o.signal });
     for (const t of r.tools) {
       bytes += JSON.stringify(t).length + 1;
       if (bytes > bounds.maxBytes) throw new ListingTooLargeError(`over ${bounds.maxBytes} bytes`);
@@ -123,8 +128,30 @@ async function walkListing(client: Client, o: RequestOpts, bounds: ListingBounds
   return { tools, ttlMs, bytes };
 }
 
-/** Whether a tool declares any SEP-2243 `x-mcp-header` argument (the SDK's scan decides which). */
-const declaresHeaders = (t: Tool): boolean => JSON.stringify(t.inputSchema ?? {}).includes('"x-mcp-header"');
+/**
+ * Time left before `until` (performance.now()), as a request timeout: what is left of the whole
+ * call, at least 1 ms (the SDK then fails the request as timed out, with the call's `timeout` in
+ * its data), or RequestTimeout at once when nothing is left.
+ */
+function remaining(until: number, timeoutMs: number): number {
+  const left = Math.ceil(until - performance.now());
+  if (left <= 0) throw new SdkError(SdkErrorCode.RequestTimeout, 'Request timed out', { timeout: timeoutMs });
+  return left;
+}
+
+/**
+ * Whether a tool declares any SEP-2243 `x-mcp-header` argument: that key on any schema object
+ * of its inputSchema (the SDK's own scan then decides which declarations are valid and
+ * mirrors them). A key, not text: a description or default that merely mentions it is not one.
+ */
+const declaresHeaders = (t: Tool): boolean => hasKey(t.inputSchema, 'x-mcp-header', 0);
+
+function hasKey(node: unknown, key: string, depth: number): boolean {
+  if (node === null || typeof node !== 'object' || depth > 64) return false;
+  if (!Array.isArray(node) && Object.hasOwn(node, key)) return true;
+  for (const v of Object.values(node)) if (hasKey(v, key, depth + 1)) return true;
+  return false;
+}
 
 /** Why a request scope's signal fires when the request is over: one AbortError, built once (see scoped()). */
 const SCOPE_ENDED = new DOMException('The request scope ended.', 'AbortError');
@@ -166,7 +193,8 @@ export class UpstreamSession {
    * declares such headers kept for this connection (until its tools change), and this call sent
    * once more through Client.callTool with its definition minus outputSchema (the Client then
    * mirrors, checks results no more than callTool2026 does, and never retries on its own). At
-   * most two sends and one walk per call on one connection; later calls of those tools go out
+   * most two sends and one walk per call on one connection, all within the call's timeout (the
+   * walk and the second send get what is left of it); later calls of those tools go out
    * mirrored at once.
    */
   async callTool(name: string, args: Record<string, unknown>, o: RequestOpts, bounds: ListingBounds = DEFAULT_BOUNDS): Promise<CallToolResult> {
@@ -174,6 +202,8 @@ export class UpstreamSession {
       const { client, transport, era } = live;
       const params = { name, arguments: args };
       const options = { timeout: o.timeoutMs, signal: o.signal };
+      // The call's timeout bounds it whole: a HeaderMismatch's listing walk and second send get what is left.
+      const until = performance.now() + o.timeoutMs;
       const envelope = transport instanceof UndiciTransport ? transport.envelope : undefined;
       if (transport instanceof UndiciTransport && era === 'legacy') {
         return callToolResult(await transport.rpc('tools/call', params, { timeoutMs: o.timeoutMs, signal: o.signal }));
@@ -185,18 +215,23 @@ export class UpstreamSession {
         return await callTool2026(client, transport, envelope, name, args, o);
       } catch (err) {
         if (!isHeaderMismatch(err)) throw err;
-        const tools = await walkListing(client, o, bounds).then(
-          (l) => l.tools,
-          () => undefined,
-        );
-        if (!tools) throw err;
+        let tools: Tool[];
+        try {
+          tools = (await walkListing(client, o, bounds, until)).tools;
+        } catch (walkErr) {
+          // Out of time (or the caller went away) is the call's outcome; any other failure of
+          // the walk leaves the server's own refusal as the answer.
+          if (walkErr instanceof SdkError && walkErr.code === SdkErrorCode.RequestTimeout) throw walkErr;
+          if (o.signal?.aborted) throw walkErr;
+          throw err;
+        }
         // Only what mirroring reads: with an outputSchema the Client would also check this tool's
         // results (which no other call here does) against a definition kept for the connection.
         live.mirrored = new Map(tools.filter(declaresHeaders).map(({ outputSchema: _checked, ...t }) => [t.name, t as Tool]));
         const def = live.mirrored.get(name);
         // Nothing to mirror, or nothing new to mirror: sending again would only be refused again.
         if (!def || (known && JSON.stringify(known.inputSchema) === JSON.stringify(def.inputSchema))) throw err;
-        return (await client.callTool(params, { ...options, toolDefinition: def })) as CallToolResult;
+        return (await client.callTool(params, { timeout: remaining(until, o.timeoutMs), signal: o.signal, toolDefinition: def })) as CallToolResult;
       }
     });
   }
