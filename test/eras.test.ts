@@ -65,16 +65,15 @@ describe('a 2026-07-28 tool whose argument is mirrored into a header (SEP-2243 x
     v2 = undefined as unknown as V2Fixture;
   });
 
-  it('the first call learns it from the server’s HeaderMismatch (refused before running), refreshes the listing and is sent mirrored; later calls are mirrored at once', async () => {
+  it('a listing on the connection teaches it: calls go out mirrored at once, and the SDK server takes them', async () => {
     v2 = await startV2Server('stateless', { headerTool: true, listTtlMs: 60_000 });
     b = await startBroker({ servers: [record('up', v2.url, { protocol: '2026-07-28' })] });
     expect((await list(b)).body.tools.map((t: { name: string }) => t.name)).toEqual(['echo', 'regional']);
-    const before = v2.methods.length;
-    expect((await call(b, 'regional', { region: 'eu' })).body).toMatchObject({ status: 'completed', output: 'region: eu' });
-    expect(v2.methods.slice(before)).toEqual(['tools/call', 'tools/list', 'tools/call']);
-    const again = v2.methods.length;
-    expect((await call(b, 'regional', { region: 'us' })).body).toMatchObject({ status: 'completed', output: 'region: us' });
-    expect(v2.methods.slice(again)).toEqual(['tools/call']);
+    for (const region of ['eu', 'us']) {
+      const before = v2.methods.length;
+      expect((await call(b, 'regional', { region })).body).toMatchObject({ status: 'completed', output: `region: ${region}` });
+      expect(v2.methods.slice(before)).toEqual(['tools/call']);
+    }
     expect(v2.regionHeaders).toEqual(['eu', 'us']);
     expect(v2.calls).toBe(2);
     // A tool without header declarations is not affected.
@@ -87,11 +86,30 @@ describe('a 2026-07-28 tool whose argument is mirrored into a header (SEP-2243 x
       hs = await startHostileServer();
     });
     afterAll(() => hs.close());
+    afterEach(() => {
+      hs.headersUndeclared = false;
+    });
     const seen = () => hs.seen.headers ?? [];
+    /** The broker's listing predates the server's declarations: the HeaderMismatch path. */
+    const listUndeclared = async (tb: TestBroker) => {
+      hs.headersUndeclared = true;
+      expect((await list(tb)).status).toBe(200);
+      hs.headersUndeclared = false;
+    };
 
-    it('one HeaderMismatch teaches every header-declaring tool of the listing: another one goes out mirrored at once', async () => {
+    it('the listing teaches every header-declaring tool: each call goes out mirrored at once, never refused', async () => {
       b = await startBroker({ servers: [record('up', hs.url('headers'), { protocol: '2026-07-28' })] });
       await list(b);
+      for (const [name, args] of [['regional', { region: 'eu' }], ['zoned', { zone: 'z1' }]] as const) {
+        const at = seen().length;
+        expect((await call(b, name, args)).body).toMatchObject({ status: 'completed', output: `called ${name}` });
+        expect(seen().slice(at)).toEqual(['tools/call']);
+      }
+    });
+
+    it('a listing from before the declarations: the first call learns them from the server’s HeaderMismatch (refused before running), and that one walk teaches every tool of the listing', async () => {
+      b = await startBroker({ servers: [record('up', hs.url('headers'), { protocol: '2026-07-28' })] });
+      await listUndeclared(b);
       let at = seen().length;
       expect((await call(b, 'regional', { region: 'eu' })).body).toMatchObject({ status: 'completed', output: 'called regional' });
       expect(seen().slice(at)).toEqual(['tools/call', 'tools/list', 'tools/call']);
@@ -102,7 +120,7 @@ describe('a 2026-07-28 tool whose argument is mirrored into a header (SEP-2243 x
 
     it('a tool’s outcome does not depend on another tool’s HeaderMismatch: the broker never fills the Client’s listing cache (which would make it check output schemas)', async () => {
       b = await startBroker({ servers: [record('up', hs.url('headers'), { protocol: '2026-07-28' })] });
-      await list(b);
+      await listUndeclared(b);
       const before = (await call(b, 'badschema')).body;
       expect(before).toMatchObject({ status: 'completed', output: 'called badschema' });
       expect((await call(b, 'regional', { region: 'eu' })).body).toMatchObject({ status: 'completed' });
@@ -113,7 +131,10 @@ describe('a 2026-07-28 tool whose argument is mirrored into a header (SEP-2243 x
     it('the call’s timeout bounds it whole: a HeaderMismatch’s listing walk and second send get only what is left of it', async () => {
       // One tool per page, 400 ms each: every page is within call_timeout_ms, the walk (2 s) is not.
       b = await startBroker({ servers: [record('up', hs.url('headers_slow'), { protocol: '2026-07-28', call_timeout_ms: 1000 })] });
-      expect((await list(b)).status).toBe(200); // the catalog's walk: each page has its own timeout
+      // The catalog's walk (each page has its own timeout), from before the declarations.
+      hs.headersUndeclared = true;
+      expect((await list(b)).status).toBe(200);
+      hs.headersUndeclared = false;
       const at = (hs.seen.headers_slow ?? []).length;
       const t0 = performance.now();
       const r = await call(b, 'regional', { region: 'eu' });
@@ -122,6 +143,21 @@ describe('a 2026-07-28 tool whose argument is mirrored into a header (SEP-2243 x
       // Not sent a second time: the walk ran out of the call's time.
       expect((hs.seen.headers_slow ?? []).slice(at).filter((m) => m === 'tools/call')).toEqual(['tools/call']);
       // Bounded by the call's timeout (plus slack for a loaded machine), not by pages × timeout.
+      expect(took).toBeLessThan(1000 + 500);
+    });
+
+    it.each(['rounds', 'rounds_zoned'])('the call’s timeout bounds an input_required flow whole, every round included (%s)', async (name) => {
+      b = await startBroker({ servers: [record('up', hs.url('headers'), { protocol: '2026-07-28', call_timeout_ms: 1000 })] });
+      await list(b);
+      const at = seen().length;
+      const t0 = performance.now();
+      const r = await call(b, name, { zone: 'z1' });
+      const took = performance.now() - t0;
+      expect(r.body).toMatchObject({ type: 'mcp_call', status: 'failed', output: null, error: { code: 504, message: 'The MCP server timed out.' } });
+      // 300 ms per round and the SDK driver's pacing: the third round at most, not ten.
+      const rounds = seen().slice(at).filter((m) => m === 'tools/call').length;
+      expect(rounds).toBeGreaterThanOrEqual(2);
+      expect(rounds).toBeLessThanOrEqual(3);
       expect(took).toBeLessThan(1000 + 500);
     });
 
@@ -137,7 +173,7 @@ describe('a 2026-07-28 tool whose argument is mirrored into a header (SEP-2243 x
 
     it('a server that refuses every header: at most two sends and one listing per call, then its error', async () => {
       b = await startBroker({ servers: [record('up', hs.url('headers'), { protocol: '2026-07-28' })] });
-      await list(b);
+      await listUndeclared(b);
       // The first call learns the declaration and sends once more, mirrored; a later one, already
       // mirrored, finds nothing new in the listing and does not send again.
       for (const sends of [['tools/call', 'tools/list', 'tools/call'], ['tools/call', 'tools/list']]) {

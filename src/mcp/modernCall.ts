@@ -1,4 +1,5 @@
 import { Client, ProtocolError, SdkError, SdkErrorCode, type CallToolResult, type RequestOptions } from '@modelcontextprotocol/client';
+import { untilSignal } from './callDeadline.js';
 import { plainResult2026 } from './callResult.js';
 import type { UndiciTransport } from './undiciTransport.js';
 
@@ -52,7 +53,7 @@ export async function callTool2026(
   envelope: Readonly<Record<string, unknown>>,
   name: string,
   args: Record<string, unknown>,
-  o: { timeoutMs: number; signal?: AbortSignal },
+  o: { timeoutMs: number; signal?: AbortSignal; until?: number },
 ): Promise<CallToolResult> {
   const codec = client.wire();
   const params = { name, arguments: args };
@@ -84,12 +85,19 @@ export async function callTool2026(
         const { kind: _kind, ...rest } = decoded;
         return { resultType: 'input_required', ...rest };
       }
-      return client.fulfil(decoded, { codec, request: { method: 'tools/call', params }, resultSchema, options, flowStartedAt, retry: leg });
+      // The driver gives every further round the full timeout: the call's deadline bounds them all.
+      const bound = untilSignal(o.until ?? flowStart + o.timeoutMs, o.timeoutMs, o.signal);
+      try {
+        return await client.fulfil(decoded, { codec, request: { method: 'tools/call', params }, resultSchema, options: { ...options, signal: bound.signal }, flowStartedAt, retry: leg });
+      } finally {
+        bound.clear();
+      }
     }
     const v = codec.validateResult('tools/call', decoded.result);
     if (!v.ok) throw new SdkError(SdkErrorCode.InvalidResult, `Invalid result for tools/call: ${v.reason === 'invalid' ? v.message : 'not-in-era: tools/call'}`);
     return v.value;
   };
   const flowStartedAt = Date.now();
+  const flowStart = performance.now();
   return (await leg(params, options)) as CallToolResult;
 }

@@ -1,6 +1,7 @@
 import { Client, SdkError, SdkErrorCode, SdkHttpError, SseError, type CallToolResult, type Tool, type Transport, type VersionNegotiationOptions } from '@modelcontextprotocol/client';
 import { requestScope } from './fetch.js';
 import { UndiciTransport, asSdkError } from './undiciTransport.js';
+import { remaining, untilSignal } from './callDeadline.js';
 import { callToolResult } from './callResult.js';
 import { BrokerClient, callTool2026, isHeaderMismatch } from './modernCall.js';
 import { createTransport, type TransportKind, type TransportTarget } from './transport.js';
@@ -129,22 +130,26 @@ async function walkListing(client: Client, o: RequestOpts, bounds: ListingBounds
 }
 
 /**
- * Time left before `until` (performance.now()), as a request timeout: what is left of the whole
- * call, at least 1 ms (the SDK then fails the request as timed out, with the call's `timeout` in
- * its data), or RequestTimeout at once when nothing is left.
- */
-function remaining(until: number, timeoutMs: number): number {
-  const left = Math.ceil(until - performance.now());
-  if (left <= 0) throw new SdkError(SdkErrorCode.RequestTimeout, 'Request timed out', { timeout: timeoutMs });
-  return left;
-}
-
-/**
  * Whether a tool declares any SEP-2243 `x-mcp-header` argument: that key on any schema object
  * of its inputSchema (the SDK's own scan then decides which declarations are valid and
  * mirrors them). A key, not text: a description or default that merely mentions it is not one.
  */
 const declaresHeaders = (t: Tool): boolean => hasKey(t.inputSchema, 'x-mcp-header', 0);
+
+/**
+ * The tools of a listing that declare SEP-2243 headers, as Client.callTool mirrors from: without
+ * outputSchema, which would make the Client also check those tools' results (no other call here
+ * is checked against one) against a definition kept for the connection.
+ */
+function mirroredOf(tools: readonly Tool[]): Map<string, Tool> {
+  const m = new Map<string, Tool>();
+  for (const t of tools) {
+    if (!declaresHeaders(t)) continue;
+    const { outputSchema: _checked, ...rest } = t;
+    m.set(t.name, rest as Tool);
+  }
+  return m;
+}
 
 function hasKey(node: unknown, key: string, depth: number): boolean {
   if (node === null || typeof node !== 'object' || depth > 64) return false;
@@ -175,7 +180,12 @@ export class UpstreamSession {
 
   /** Every page, bounded as a whole; tools/list is safe to repeat. */
   async listTools(o: RequestOpts, bounds: ListingBounds): Promise<ToolList> {
-    return this.withSession(true, o, ({ client }) => walkListing(client, o, bounds));
+    return this.withSession(true, o, async (live) => {
+      const listing = await walkListing(live.client, o, bounds);
+      // What this connection now knows of SEP-2243 declarations: its calls of those tools go out mirrored.
+      if (live.era === 'modern') live.mirrored = mirroredOf(listing.tools);
+      return listing;
+    });
   }
 
   /**
@@ -185,55 +195,65 @@ export class UpstreamSession {
    * with the SDK's schema, a 2026-07-28 connection as the Client's funnel does (callTool2026).
    * Other sessions go through the Client.
    *
-   * 2026-07-28, SEP-2243: a tool whose arguments the server wants mirrored into `Mcp-Param-*`
-   * headers answers HeaderMismatch, before it runs. Client.callTool would then fill its listing
-   * cache and send again, mirrored — and from then on check every tool of the connection against
-   * that cache (output schemas), which the broker's own listing never fills. Instead: one walk
-   * of the listing here (the broker's bounds; the Client's cache stays empty), every tool that
-   * declares such headers kept for this connection (until its tools change), and this call sent
-   * once more through Client.callTool with its definition minus outputSchema (the Client then
-   * mirrors, checks results no more than callTool2026 does, and never retries on its own). At
-   * most two sends and one walk per call on one connection, all within the call's timeout (the
-   * walk and the second send get what is left of it); later calls of those tools go out
-   * mirrored at once.
+   * 2026-07-28, SEP-2243: a tool whose inputSchema declares `x-mcp-header` arguments is sent
+   * through Client.callTool with its definition minus outputSchema, so the Client mirrors them
+   * into `Mcp-Param-*` headers (and checks results no more than callTool2026 does, and never
+   * retries on its own). The declarations come from the connection's own listings (listTools
+   * keeps them, until its tools change) — never from the Client's listing cache, which the
+   * broker never fills: filled, the Client would check every tool's results against output
+   * schemas. A listing the broker holds can predate the connection or the server's change: the
+   * server then answers HeaderMismatch, before the tool runs, and the call walks the listing once
+   * (the broker's bounds) and is sent once more, mirrored. At most two sends and one walk per
+   * call on one connection, all within the call's timeout.
    */
   async callTool(name: string, args: Record<string, unknown>, o: RequestOpts, bounds: ListingBounds = DEFAULT_BOUNDS): Promise<CallToolResult> {
+    // The call's timeout bounds it whole (a retry on a new connection included): every request
+    // after the first gets what is left of it.
+    let until: number | undefined;
     return this.withSession(false, o, async (live) => {
+      until ??= performance.now() + o.timeoutMs;
       const { client, transport, era } = live;
       const params = { name, arguments: args };
-      const options = { timeout: o.timeoutMs, signal: o.signal };
-      // The call's timeout bounds it whole: a HeaderMismatch's listing walk and second send get what is left.
-      const until = performance.now() + o.timeoutMs;
-      const envelope = transport instanceof UndiciTransport ? transport.envelope : undefined;
       if (transport instanceof UndiciTransport && era === 'legacy') {
-        return callToolResult(await transport.rpc('tools/call', params, { timeoutMs: o.timeoutMs, signal: o.signal }));
+        return callToolResult(await transport.rpc('tools/call', params, { timeoutMs: remaining(until, o.timeoutMs), signal: o.signal }));
       }
-      if (!(transport instanceof UndiciTransport) || !envelope) return (await client.callTool(params, options)) as CallToolResult;
+      const envelope = transport instanceof UndiciTransport ? transport.envelope : undefined;
+      if (!(transport instanceof UndiciTransport) || !envelope) return this.viaClient(client, params, o, until);
       const known = live.mirrored?.get(name);
       try {
-        if (known) return (await client.callTool(params, { ...options, toolDefinition: known })) as CallToolResult;
-        return await callTool2026(client, transport, envelope, name, args, o);
+        if (known) return await this.viaClient(client, params, o, until, known);
+        return await callTool2026(client, transport, envelope, name, args, { timeoutMs: remaining(until, o.timeoutMs), signal: o.signal, until });
       } catch (err) {
         if (!isHeaderMismatch(err)) throw err;
         let tools: Tool[];
         try {
           tools = (await walkListing(client, o, bounds, until)).tools;
         } catch (walkErr) {
-          // Out of time (or the caller went away) is the call's outcome; any other failure of
-          // the walk leaves the server's own refusal as the answer.
+          // Out of time (or the caller went away: the SDK reports that as a timeout too) is the
+          // call's outcome; any other failure of the walk leaves the server's refusal as the answer.
           if (walkErr instanceof SdkError && walkErr.code === SdkErrorCode.RequestTimeout) throw walkErr;
-          if (o.signal?.aborted) throw walkErr;
           throw err;
         }
-        // Only what mirroring reads: with an outputSchema the Client would also check this tool's
-        // results (which no other call here does) against a definition kept for the connection.
-        live.mirrored = new Map(tools.filter(declaresHeaders).map(({ outputSchema: _checked, ...t }) => [t.name, t as Tool]));
+        live.mirrored = mirroredOf(tools);
         const def = live.mirrored.get(name);
         // Nothing to mirror, or nothing new to mirror: sending again would only be refused again.
         if (!def || (known && JSON.stringify(known.inputSchema) === JSON.stringify(def.inputSchema))) throw err;
-        return (await client.callTool(params, { timeout: remaining(until, o.timeoutMs), signal: o.signal, toolDefinition: def })) as CallToolResult;
+        return await this.viaClient(client, params, o, until, def);
       }
     });
+  }
+
+  /**
+   * Client.callTool (mirroring from `toolDefinition` where given), bounded by the call's
+   * deadline as a whole: its `input_required` driver gives every round the full timeout.
+   */
+  private async viaClient(client: Client, params: { name: string; arguments: Record<string, unknown> }, o: RequestOpts, until: number, toolDefinition?: Tool): Promise<CallToolResult> {
+    const bound = untilSignal(until, o.timeoutMs, o.signal);
+    try {
+      return (await client.callTool(params, { timeout: remaining(until, o.timeoutMs), signal: bound.signal, ...(toolDefinition ? { toolDefinition } : {}) })) as CallToolResult;
+    } finally {
+      bound.clear();
+    }
   }
 
   private async withSession<T>(idempotent: boolean, o: RequestOpts, fn: (l: Live) => Promise<T>): Promise<T> {
