@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { ADMIN, record, startBroker, type TestBroker } from './fixtures/broker.js';
 import { startHostileServer, type HostileServer } from './fixtures/hostileUpstream.js';
 import { startMcpFixture } from './fixtures/mcpServer.js';
@@ -161,6 +163,17 @@ describe('a 2026-07-28 tool whose argument is mirrored into a header (SEP-2243 x
       expect(took).toBeLessThan(1000 + 500);
     });
 
+    it('a header-declaring tool’s answer is read as any other 2026-07-28 call’s: an error without a message is the server’s error at once, not a timeout', async () => {
+      b = await startBroker({ servers: [record('up', hs.url('headers'), { protocol: '2026-07-28', call_timeout_ms: 3000 })] });
+      await list(b);
+      const t0 = performance.now();
+      const r = await call(b, 'bare_error_zoned', { zone: 'z1' });
+      expect(r.body.status).toBe('failed');
+      expect(JSON.stringify(r.body.error)).not.toMatch(/timed out/);
+      expect(r.body.error).toMatchObject({ code: -32000 });
+      expect(performance.now() - t0).toBeLessThan(2000);
+    });
+
     it('a tool that only mentions x-mcp-header in its schema’s text declares nothing: its HeaderMismatch is the server’s answer, not resent', async () => {
       b = await startBroker({ servers: [record('up', hs.url('headers'), { protocol: '2026-07-28' })] });
       await list(b);
@@ -247,6 +260,46 @@ describe('eras and negotiation', () => {
   afterEach(async () => {
     await b?.close();
     b = undefined;
+  });
+
+  it('a call retried on a new session (its session refused) stays within its timeout, set-up included', async () => {
+    let inits = 0;
+    let calls = 0;
+    const server = createServer(async (req, res) => {
+      if (req.method !== 'POST') return void res.writeHead(req.method === 'DELETE' ? 200 : 405).end();
+      const parts: Buffer[] = [];
+      for await (const c of req) parts.push(c as Buffer);
+      const body = JSON.parse(Buffer.concat(parts).toString('utf8'));
+      const json = (status: number, payload: unknown, h: Record<string, string> = {}) => void res.writeHead(status, { 'content-type': 'application/json', ...h }).end(JSON.stringify(payload));
+      if (body.id === undefined) return void res.writeHead(202).end();
+      if (body.method === 'initialize') {
+        // The second session takes longer than the call has left.
+        if (++inits > 1) await new Promise((r) => setTimeout(r, 1500));
+        return json(200, { jsonrpc: '2.0', id: body.id, result: { protocolVersion: body.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'x', version: '1' } } }, { 'mcp-session-id': `s${inits}` });
+      }
+      if (body.method === 'tools/list') return json(200, { jsonrpc: '2.0', id: body.id, result: { tools: [{ name: 't', inputSchema: { type: 'object' } }] } });
+      if (body.method === 'tools/call' && ++calls === 1) {
+        await new Promise((r) => setTimeout(r, 600));
+        return json(404, { jsonrpc: '2.0', id: body.id, error: { code: -32001, message: 'Session not found' } });
+      }
+      return json(200, { jsonrpc: '2.0', id: body.id, result: { content: [{ type: 'text', text: 'ok' }] } });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      b = await startBroker({ servers: [record('up', `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, { protocol: '2025-11-25', call_timeout_ms: 1000 })] });
+      expect((await list(b)).status).toBe(200);
+      const t0 = performance.now();
+      const r = await call(b, 't');
+      const took = performance.now() - t0;
+      expect(r.body.status).toBe('failed');
+      expect(JSON.stringify(r.body.error)).toMatch(/timed out/i);
+      expect(inits).toBe(2); // the retry did start a new session
+      // 600 ms refused + what is left (400 ms) for the new session; its own full timeout would end at 1600 ms.
+      expect(took).toBeLessThan(1400);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 
   it("ttlMs shortens the listing's TTL: 0 caches nothing, a long one is a hit", async () => {

@@ -9,6 +9,7 @@ import { Client, ProtocolError, SdkError, SdkErrorCode, SdkHttpError } from '@mo
 import { RESPONSE_TOO_LARGE, UndiciTransport, UpstreamConnectionError, isConnectFailure } from '../src/mcp/undiciTransport.js';
 import { callToolResult } from '../src/mcp/callResult.js';
 import { BrokerClient, callTool2026 } from '../src/mcp/modernCall.js';
+import { headerDeclarations, paramHeaders } from '../src/mcp/paramHeaders.js';
 import { SseParser, type SseEvent } from '../src/mcp/sseParser.js';
 import { startTransportV2Server as startV2Server, type TransportV2Fixture as V2Fixture } from './fixtures/transportV2Server.js';
 import { startMcpFixture, type McpFixture } from './fixtures/mcpServer.js';
@@ -674,6 +675,41 @@ describe('callTool2026(): a 2026-07-28 tools/call made by the transport, as Clie
     await new Promise((r) => setTimeout(r, 100));
     expect(seen.map((x) => x.method).filter((m) => m === undefined || m === 'notifications/cancelled')).toEqual([]);
     expect(seen.filter((x) => x.id === undefined)).toEqual([]);
+  });
+
+  describe('SEP-2243 Mcp-Param-* headers: the broker’s (paramHeaders) are the ones Client.callTool mirrors, sent on the wire', () => {
+    const str = (extra: Record<string, unknown> = {}) => ({ type: 'string', 'x-mcp-header': 'Region', ...extra });
+    const rows: Array<[string, Record<string, unknown>, Record<string, unknown>]> = [
+      ['a plain string', { type: 'object', properties: { region: str() } }, { region: 'eu-west-1' }],
+      ['non-ASCII, surrounding spaces, empty, the Base64 look: Base64', { type: 'object', properties: { a: str(), b: { type: 'string', 'x-mcp-header': 'B' }, c: { type: 'string', 'x-mcp-header': 'C' }, d: { type: 'string', 'x-mcp-header': 'D' } } }, { a: 'Zürich ✓', b: ' padded ', c: '', d: '=?base64?eA==?=' }],
+      ['integer, boolean, nested under properties', { type: 'object', properties: { n: { type: 'integer', 'x-mcp-header': 'N' }, f: { type: 'boolean', 'x-mcp-header': 'F' }, o: { type: 'object', properties: { deep: { type: 'string', 'x-mcp-header': 'Deep' } } } } }, { n: 42, f: false, o: { deep: 'x' } }],
+      ['absent, null, not a primitive, unsafe integer: no header', { type: 'object', properties: { a: str(), b: { type: 'string', 'x-mcp-header': 'B' }, c: { type: 'integer', 'x-mcp-header': 'C' }, d: { type: 'integer', 'x-mcp-header': 'D' } } }, { b: null, c: { x: 1 }, d: 2 ** 60 }],
+      ['number-typed: invalid, nothing mirrored', { type: 'object', properties: { a: str(), x: { type: 'number', 'x-mcp-header': 'X' } } }, { a: 'v', x: 1.5 }],
+      ['under items: invalid', { type: 'object', properties: { a: str(), l: { type: 'array', items: { type: 'string', 'x-mcp-header': 'L' } } } }, { a: 'v', l: ['q'] }],
+      ['under anyOf: invalid', { type: 'object', properties: { a: str() }, anyOf: [{ properties: { b: { type: 'string', 'x-mcp-header': 'B' } } }] }, { a: 'v', b: 'w' }],
+      ['not a token: invalid', { type: 'object', properties: { a: { type: 'string', 'x-mcp-header': 'Bad Name' } } }, { a: 'v' }],
+      ['case-duplicate: invalid', { type: 'object', properties: { a: str(), b: { type: 'string', 'x-mcp-header': 'REGION' } } }, { a: 'v', b: 'w' }],
+      ['on the root: invalid', { type: 'object', 'x-mcp-header': 'Root', properties: { a: { type: 'string' } } }, { a: 'v' }],
+      ['only mentioned in text: none', { type: 'object', description: 'x-mcp-header', properties: { a: { type: 'string', default: 'x-mcp-header' } } }, { a: 'v' }],
+    ];
+    it.each(rows)('%s', async (_what, inputSchema, args) => {
+      const { client, transport, calls } = await modernServer(async () => ({ content: [], resultType: 'complete' }));
+      const params = (headers: Record<string, string | string[] | undefined>) => Object.fromEntries(Object.entries(headers).filter(([k]) => k.startsWith('mcp-param-')));
+      await client.callTool({ name: 't', arguments: args }, { toolDefinition: { name: 't', inputSchema: inputSchema as { type: 'object' } } });
+      const decl = headerDeclarations(inputSchema);
+      const built = decl ? paramHeaders(decl, args) : {};
+      await callTool2026(client, transport, transport.envelope!, 't', args, { timeoutMs: 5000, headers: built });
+      const [sdk, ours] = calls().map((c) => params(c.headers));
+      expect(calls()).toHaveLength(2);
+      expect(ours).toEqual(sdk);
+      // What the broker built is what went out (lower-cased on the wire).
+      expect(ours).toEqual(Object.fromEntries(Object.entries(built).map(([k, v]) => [k.toLowerCase(), v])));
+    });
+    it('the table covers both outcomes: some rows mirror headers, some none', () => {
+      const counts = rows.map(([, s, a]) => Object.keys(paramHeaders(headerDeclarations(s) ?? [], a)).length);
+      expect(counts.filter((n) => n > 0).length).toBeGreaterThanOrEqual(3);
+      expect(counts.filter((n) => n === 0).length).toBeGreaterThanOrEqual(5);
+    });
   });
 });
 

@@ -42,10 +42,10 @@ type Decoded = ReturnType<ReturnType<BrokerClient['wire']>['decodeResult']>;
  *   every other answer is decoded and validated by the Client's own wire codec, errors and all;
  * - `input_required`: handed to the Client's driver (its handlers — the broker registers none —,
  *   rounds, pacing), each further leg made here the same way.
- * Not here: SEP-2243 `Mcp-Param-*` mirroring, which Client.callTool takes from its listing cache
- * — never filled by the broker, which lists page by page, so there is nothing to mirror from
- * and the Client would send what this sends. A HeaderMismatch answer fails this call; the
- * session learns the declarations and sends it once more through Client.callTool (session.ts).
+ * - SEP-2243 `Mcp-Param-*` headers: the caller passes them (paramHeaders.ts, from the
+ *   declarations of the connection's listing), on every leg, as the Client mirrors them from
+ *   its listing cache — which the broker, listing page by page, never fills. A HeaderMismatch
+ *   answer fails this call; the session walks the listing and sends it once more (session.ts).
  */
 export async function callTool2026(
   client: BrokerClient,
@@ -53,7 +53,7 @@ export async function callTool2026(
   envelope: Readonly<Record<string, unknown>>,
   name: string,
   args: Record<string, unknown>,
-  o: { timeoutMs: number; signal?: AbortSignal; until?: number },
+  o: { timeoutMs: number; signal?: AbortSignal; until?: number; headers?: Record<string, string> },
 ): Promise<CallToolResult> {
   const codec = client.wire();
   const params = { name, arguments: args };
@@ -73,7 +73,7 @@ export async function callTool2026(
     const raw = await transport.rpc(
       'tools/call',
       { ...p, _meta: { ...envelope, ...(p._meta as Record<string, unknown> | undefined) } },
-      { timeoutMs: legOptions.timeout ?? o.timeoutMs, signal: legOptions.signal },
+      { timeoutMs: legOptions.timeout ?? o.timeoutMs, signal: legOptions.signal, headers: o.headers },
     );
     const plain = plainResult2026(raw);
     if (plain) return plain;

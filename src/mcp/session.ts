@@ -2,6 +2,7 @@ import { Client, SdkError, SdkErrorCode, SdkHttpError, SseError, type CallToolRe
 import { requestScope } from './fetch.js';
 import { UndiciTransport, asSdkError } from './undiciTransport.js';
 import { remaining, untilSignal } from './callDeadline.js';
+import { headerDeclarations, paramHeaders, type HeaderDeclaration } from './paramHeaders.js';
 import { callToolResult } from './callResult.js';
 import { BrokerClient, callTool2026, isHeaderMismatch } from './modernCall.js';
 import { createTransport, type TransportKind, type TransportTarget } from './transport.js';
@@ -91,8 +92,13 @@ interface Live {
   transport: Transport & { sessionId?: string; terminateSession?: () => Promise<void> };
   kind: TransportKind;
   era: Era;
-  /** 2026-07-28: tools that declare `Mcp-Param-*` headers (SEP-2243), learned from a HeaderMismatch. */
-  mirrored?: Map<string, Tool>;
+  /**
+   * 2026-07-28: the tools of the connection's latest listing that declare valid SEP-2243
+   * `x-mcp-header` arguments (from listTools, or a HeaderMismatch's walk).
+   */
+  mirrored?: Map<string, Mirrored>;
+  /** Bumped by the server's tools/list_changed: a listing begun before it does not set `mirrored`. */
+  toolsGeneration: number;
 }
 
 /** Bounds for a listing walked outside the catalog (callTool's HeaderMismatch), when none were given. */
@@ -129,33 +135,23 @@ async function walkListing(client: Client, o: RequestOpts, bounds: ListingBounds
   return { tools, ttlMs, bytes };
 }
 
-/**
- * Whether a tool declares any SEP-2243 `x-mcp-header` argument: that key on any schema object
- * of its inputSchema (the SDK's own scan then decides which declarations are valid and
- * mirrors them). A key, not text: a description or default that merely mentions it is not one.
- */
-const declaresHeaders = (t: Tool): boolean => hasKey(t.inputSchema, 'x-mcp-header', 0);
-
-/**
- * The tools of a listing that declare SEP-2243 headers, as Client.callTool mirrors from: without
- * outputSchema, which would make the Client also check those tools' results (no other call here
- * is checked against one) against a definition kept for the connection.
- */
-function mirroredOf(tools: readonly Tool[]): Map<string, Tool> {
-  const m = new Map<string, Tool>();
-  for (const t of tools) {
-    if (!declaresHeaders(t)) continue;
-    const { outputSchema: _checked, ...rest } = t;
-    m.set(t.name, rest as Tool);
-  }
-  return m;
+/** One header-declaring tool: its declarations (what callTool2026 mirrors) and, for Client.callTool, its definition. */
+interface Mirrored {
+  declarations: HeaderDeclaration[];
+  /** Without outputSchema: with one the Client would also check this tool's results (no other call here is). */
+  tool: Tool;
 }
 
-function hasKey(node: unknown, key: string, depth: number): boolean {
-  if (node === null || typeof node !== 'object' || depth > 64) return false;
-  if (!Array.isArray(node) && Object.hasOwn(node, key)) return true;
-  for (const v of Object.values(node)) if (hasKey(v, key, depth + 1)) return true;
-  return false;
+/** The tools of a listing that declare valid SEP-2243 headers (invalid declarations: none mirrored, as the SDK does). */
+function mirroredOf(tools: readonly Tool[]): Map<string, Mirrored> {
+  const m = new Map<string, Mirrored>();
+  for (const t of tools) {
+    const declarations = headerDeclarations(t.inputSchema);
+    if (!declarations?.length) continue;
+    const { outputSchema: _checked, ...tool } = t;
+    m.set(t.name, { declarations, tool: tool as Tool });
+  }
+  return m;
 }
 
 /** Why a request scope's signal fires when the request is over: one AbortError, built once (see scoped()). */
@@ -181,9 +177,10 @@ export class UpstreamSession {
   /** Every page, bounded as a whole; tools/list is safe to repeat. */
   async listTools(o: RequestOpts, bounds: ListingBounds): Promise<ToolList> {
     return this.withSession(true, o, async (live) => {
+      const generation = live.toolsGeneration;
       const listing = await walkListing(live.client, o, bounds);
       // What this connection now knows of SEP-2243 declarations: its calls of those tools go out mirrored.
-      if (live.era === 'modern') live.mirrored = mirroredOf(listing.tools);
+      if (live.era === 'modern' && live.toolsGeneration === generation) live.mirrored = mirroredOf(listing.tools);
       return listing;
     });
   }
@@ -195,52 +192,61 @@ export class UpstreamSession {
    * with the SDK's schema, a 2026-07-28 connection as the Client's funnel does (callTool2026).
    * Other sessions go through the Client.
    *
-   * 2026-07-28, SEP-2243: a tool whose inputSchema declares `x-mcp-header` arguments is sent
-   * through Client.callTool with its definition minus outputSchema, so the Client mirrors them
-   * into `Mcp-Param-*` headers (and checks results no more than callTool2026 does, and never
-   * retries on its own). The declarations come from the connection's own listings (listTools
-   * keeps them, until its tools change) — never from the Client's listing cache, which the
-   * broker never fills: filled, the Client would check every tool's results against output
-   * schemas. A listing the broker holds can predate the connection or the server's change: the
-   * server then answers HeaderMismatch, before the tool runs, and the call walks the listing once
-   * (the broker's bounds) and is sent once more, mirrored. At most two sends and one walk per
-   * call on one connection, all within the call's timeout.
+   * 2026-07-28, SEP-2243: a tool whose inputSchema declares `x-mcp-header` arguments has them
+   * mirrored into `Mcp-Param-*` headers (paramHeaders.ts), from the declarations of the
+   * connection's own listing (listTools keeps them, until its tools change) — never from the
+   * Client's listing cache, which the broker never fills (filled, the Client would check every
+   * tool's results against output schemas). A listing the broker holds can predate the
+   * connection or the server's change: the server then answers HeaderMismatch, before the tool
+   * runs, and the call walks the listing once (the broker's bounds) and is sent once more with
+   * what it learned. At most two sends and one walk per call on one connection.
+   *
+   * The call's timeout bounds it whole: a retry on a new connection (its set-up included), the
+   * walk, the second send and every round of an `input_required` flow get what is left of it.
    */
   async callTool(name: string, args: Record<string, unknown>, o: RequestOpts, bounds: ListingBounds = DEFAULT_BOUNDS): Promise<CallToolResult> {
-    // The call's timeout bounds it whole (a retry on a new connection included): every request
-    // after the first gets what is left of it.
     let until: number | undefined;
-    return this.withSession(false, o, async (live) => {
-      until ??= performance.now() + o.timeoutMs;
-      const { client, transport, era } = live;
-      const params = { name, arguments: args };
-      if (transport instanceof UndiciTransport && era === 'legacy') {
-        return callToolResult(await transport.rpc('tools/call', params, { timeoutMs: remaining(until, o.timeoutMs), signal: o.signal }));
-      }
-      const envelope = transport instanceof UndiciTransport ? transport.envelope : undefined;
-      if (!(transport instanceof UndiciTransport) || !envelope) return this.viaClient(client, params, o, until);
-      const known = live.mirrored?.get(name);
-      try {
-        if (known) return await this.viaClient(client, params, o, until, known);
-        return await callTool2026(client, transport, envelope, name, args, { timeoutMs: remaining(until, o.timeoutMs), signal: o.signal, until });
-      } catch (err) {
-        if (!isHeaderMismatch(err)) throw err;
-        let tools: Tool[];
-        try {
-          tools = (await walkListing(client, o, bounds, until)).tools;
-        } catch (walkErr) {
-          // Out of time (or the caller went away: the SDK reports that as a timeout too) is the
-          // call's outcome; any other failure of the walk leaves the server's refusal as the answer.
-          if (walkErr instanceof SdkError && walkErr.code === SdkErrorCode.RequestTimeout) throw walkErr;
-          throw err;
+    const left = (): RequestOpts => (until === undefined ? o : { timeoutMs: remaining(until, o.timeoutMs), signal: o.signal });
+    return this.withSession(
+      false,
+      o,
+      async (live) => {
+        until ??= performance.now() + o.timeoutMs;
+        const { client, transport, era } = live;
+        const params = { name, arguments: args };
+        if (transport instanceof UndiciTransport && era === 'legacy') {
+          return callToolResult(await transport.rpc('tools/call', params, { timeoutMs: remaining(until, o.timeoutMs), signal: o.signal }));
         }
-        live.mirrored = mirroredOf(tools);
-        const def = live.mirrored.get(name);
-        // Nothing to mirror, or nothing new to mirror: sending again would only be refused again.
-        if (!def || (known && JSON.stringify(known.inputSchema) === JSON.stringify(def.inputSchema))) throw err;
-        return await this.viaClient(client, params, o, until, def);
-      }
-    });
+        const envelope = transport instanceof UndiciTransport ? transport.envelope : undefined;
+        const known = live.mirrored?.get(name);
+        // The SDK's transport, or no envelope yet: the Client's own call (mirroring from the definition where known).
+        if (!(transport instanceof UndiciTransport) || !envelope) return this.viaClient(client, params, o, until, known?.tool);
+        const send = (m: Mirrored | undefined) =>
+          callTool2026(client, transport, envelope, name, args, { timeoutMs: remaining(until!, o.timeoutMs), signal: o.signal, until, headers: m ? paramHeaders(m.declarations, args) : undefined });
+        try {
+          return await send(known);
+        } catch (err) {
+          if (!isHeaderMismatch(err)) throw err;
+          const generation = live.toolsGeneration;
+          let tools: Tool[];
+          try {
+            tools = (await walkListing(client, o, bounds, until)).tools;
+          } catch (walkErr) {
+            // Out of time (or the caller went away: the SDK reports that as a timeout too) is the
+            // call's outcome; any other failure of the walk leaves the server's refusal as the answer.
+            if (walkErr instanceof SdkError && walkErr.code === SdkErrorCode.RequestTimeout) throw walkErr;
+            throw err;
+          }
+          const learnt = mirroredOf(tools);
+          if (live.toolsGeneration === generation) live.mirrored = learnt;
+          const now = learnt.get(name);
+          // Nothing new to mirror: sending again would only be refused again.
+          if (JSON.stringify(now?.declarations ?? []) === JSON.stringify(known?.declarations ?? [])) throw err;
+          return await send(now);
+        }
+      },
+      left,
+    );
   }
 
   /**
@@ -256,7 +262,8 @@ export class UpstreamSession {
     }
   }
 
-  private async withSession<T>(idempotent: boolean, o: RequestOpts, fn: (l: Live) => Promise<T>): Promise<T> {
+  /** `retry`: the bounds of a second attempt's set-up (default: `o` again). */
+  private async withSession<T>(idempotent: boolean, o: RequestOpts, fn: (l: Live) => Promise<T>, retry: () => RequestOpts = () => o): Promise<T> {
     const live = await this.connect(o);
     const carried = live.transport.sessionId !== undefined || live.kind === 'sse';
     try {
@@ -270,7 +277,7 @@ export class UpstreamSession {
       if (lost) await this.reset(live);
       const again = refused || isNeverSent(err) || (idempotent && lost);
       if (!again) throw err;
-      const next = await this.connect(o);
+      const next = await this.connect(retry());
       return this.scoped(o, () => fn(next));
     }
   }
@@ -369,13 +376,14 @@ export class UpstreamSession {
             onChanged: () => {
               // Learned header declarations may have changed with the tools: learn them again.
               live.mirrored = undefined;
+              live.toolsGeneration++;
               this.opts.onToolsChanged();
             },
           },
         },
       },
     );
-    const live: Live = { client, transport, kind, era: 'legacy' };
+    const live: Live = { client, transport, kind, era: 'legacy', toolsGeneration: 0 };
     client.onerror = (e) => {
       this.opts.onError?.(e);
       // Legacy SSE: the event stream broke (server restart). Its automatic reconnection would

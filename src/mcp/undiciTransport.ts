@@ -312,7 +312,7 @@ export class UndiciTransport implements Transport {
    * the server's error (empty message); one whose code is not an integer, or whose message is
    * not a string, is an invalid result.
    */
-  rpc(method: string, params: Record<string, unknown>, o: { timeoutMs: number; signal?: AbortSignal }): Promise<unknown> {
+  rpc(method: string, params: Record<string, unknown>, o: { timeoutMs: number; signal?: AbortSignal; headers?: Record<string, string> }): Promise<unknown> {
     if (this.closed) return Promise.reject(new SdkError(SdkErrorCode.NotConnected, 'Not connected'));
     const signal = o.signal;
     if (signal?.aborted) return Promise.reject(asSdkError(signal.reason));
@@ -353,7 +353,7 @@ export class UndiciTransport implements Transport {
       this.own.set(id, settle);
       timer = setTimeout(() => cancel(new SdkError(SdkErrorCode.RequestTimeout, 'Request timed out', { timeout: o.timeoutMs })), o.timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.send({ jsonrpc: '2.0', id, method, params } as JSONRPCMessage).catch((err: Error) => settle(err));
+      this.send({ jsonrpc: '2.0', id, method, params } as JSONRPCMessage, o.headers ? { headers: o.headers } : undefined).catch((err: Error) => settle(err));
     });
   }
 
