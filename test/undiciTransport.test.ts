@@ -690,6 +690,16 @@ describe('callTool2026(): a 2026-07-28 tools/call made by the transport, as Clie
       ['not a token: invalid', { type: 'object', properties: { a: { type: 'string', 'x-mcp-header': 'Bad Name' } } }, { a: 'v' }],
       ['case-duplicate: invalid', { type: 'object', properties: { a: str(), b: { type: 'string', 'x-mcp-header': 'REGION' } } }, { a: 'v', b: 'w' }],
       ['on the root: invalid', { type: 'object', 'x-mcp-header': 'Root', properties: { a: { type: 'string' } } }, { a: 'v' }],
+      ['under oneOf / allOf / not / if / then / else: invalid', { type: 'object', properties: { a: str() }, oneOf: [{}], allOf: [{ properties: { b: { type: 'string', 'x-mcp-header': 'B' } } }], not: {}, if: {}, then: {}, else: {} }, { a: 'v', b: 'w' }],
+      ['under not: invalid', { type: 'object', properties: { a: str() }, not: { properties: { b: { type: 'string', 'x-mcp-header': 'B' } } } }, { a: 'v' }],
+      ['under if: invalid', { type: 'object', properties: { a: str() }, if: { properties: { b: { type: 'string', 'x-mcp-header': 'B' } } } }, { a: 'v' }],
+      ['under $defs (a map of subschemas): invalid', { type: 'object', properties: { a: str() }, $defs: { d: { type: 'string', 'x-mcp-header': 'B' } } }, { a: 'v' }],
+      ['under definitions: invalid', { type: 'object', properties: { a: str() }, definitions: { d: { type: 'string', 'x-mcp-header': 'B' } } }, { a: 'v' }],
+      ['under patternProperties: invalid', { type: 'object', properties: { a: str() }, patternProperties: { '^x': { type: 'string', 'x-mcp-header': 'B' } } }, { a: 'v' }],
+      ['no type: invalid', { type: 'object', properties: { a: str(), b: { 'x-mcp-header': 'B' } } }, { a: 'v', b: 'w' }],
+      ['CR LF, DEL, tabs, a lone surrogate: as the SDK encodes them', { type: 'object', properties: { a: str(), b: { type: 'string', 'x-mcp-header': 'B' }, c: { type: 'string', 'x-mcp-header': 'C' }, d: { type: 'string', 'x-mcp-header': 'D' }, e: { type: 'string', 'x-mcp-header': 'E' } } }, { a: 'a\r\nb', b: '\x7f', c: '\tlead', d: 'in\tner', e: '\ud800' }],
+      ['NaN, Infinity, -0, a fraction', { type: 'object', properties: { a: { type: 'integer', 'x-mcp-header': 'A' }, b: { type: 'integer', 'x-mcp-header': 'B' }, c: { type: 'integer', 'x-mcp-header': 'C' }, d: { type: 'integer', 'x-mcp-header': 'D' } } }, { a: Number.NaN, b: Number.POSITIVE_INFINITY, c: -0, d: 1.5 }],
+      ['an array on the path (indexed as the SDK does)', { type: 'object', properties: { l: { type: 'object', properties: { 0: { type: 'string', 'x-mcp-header': 'First' } } } } }, { l: ['zero', 'one'] }],
       ['only mentioned in text: none', { type: 'object', description: 'x-mcp-header', properties: { a: { type: 'string', default: 'x-mcp-header' } } }, { a: 'v' }],
     ];
     it.each(rows)('%s', async (_what, inputSchema, args) => {

@@ -5,7 +5,7 @@
  * differs (it drops a malformed error and waits out the timeout) and whose mirroring reads a
  * listing cache the broker never fills. The same rules as the SDK Client's scan and encoding
  * (`scanXMcpHeaderDeclarations` / `buildMcpParamHeaders`, not exported): a parity table against
- * Client.callTool's own headers is in test/unit/paramHeaders.test.ts.
+ * Client.callTool's own headers on the wire is in test/undiciTransport.test.ts.
  */
 
 export interface HeaderDeclaration {
@@ -23,7 +23,8 @@ const PRIMITIVE = new Set(['string', 'integer', 'boolean']);
 const OFF_CHAIN = ['items', 'prefixItems', 'contains', 'additionalProperties', 'unevaluatedProperties', 'unevaluatedItems', 'propertyNames', 'patternProperties', 'dependentSchemas', 'oneOf', 'anyOf', 'allOf', 'not', 'if', 'then', 'else', '$defs', 'definitions'];
 /** Of those, the ones whose value is a name → subschema map. */
 const MAPS = new Set(['patternProperties', 'dependentSchemas', '$defs', 'definitions']);
-const MAX_DEPTH = 64;
+/** Against a hostile listing's stack depth only: the SDK's scan has no limit (and overflows in the thousands). */
+const MAX_DEPTH = 512;
 
 /**
  * The tool's declarations: empty when it declares none, undefined when its declarations are

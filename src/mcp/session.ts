@@ -219,10 +219,14 @@ export class UpstreamSession {
         }
         const envelope = transport instanceof UndiciTransport ? transport.envelope : undefined;
         const known = live.mirrored?.get(name);
-        // The SDK's transport, or no envelope yet: the Client's own call (mirroring from the definition where known).
-        if (!(transport instanceof UndiciTransport) || !envelope) return this.viaClient(client, params, o, until, known?.tool);
+        const at = until;
+        // The SDK's transport (or no envelope yet): the Client's own call, always with a definition
+        // — the declarations' where known — so it mirrors from that and never from (nor into) its
+        // listing cache, and leaves a HeaderMismatch to the branch below.
         const send = (m: Mirrored | undefined) =>
-          callTool2026(client, transport, envelope, name, args, { timeoutMs: remaining(until!, o.timeoutMs), signal: o.signal, until, headers: m ? paramHeaders(m.declarations, args) : undefined });
+          transport instanceof UndiciTransport && envelope
+            ? callTool2026(client, transport, envelope, name, args, { timeoutMs: remaining(at, o.timeoutMs), signal: o.signal, until: at, headers: m ? paramHeaders(m.declarations, args) : undefined })
+            : this.viaClient(client, params, o, at, m?.tool ?? { name, inputSchema: { type: 'object' } });
         try {
           return await send(known);
         } catch (err) {
@@ -262,7 +266,7 @@ export class UpstreamSession {
     }
   }
 
-  /** `retry`: the bounds of a second attempt's set-up (default: `o` again). */
+  /** `retry`: how long a second attempt waits for its connection (default: `o` again). */
   private async withSession<T>(idempotent: boolean, o: RequestOpts, fn: (l: Live) => Promise<T>, retry: () => RequestOpts = () => o): Promise<T> {
     const live = await this.connect(o);
     const carried = live.transport.sessionId !== undefined || live.kind === 'sse';
@@ -277,7 +281,7 @@ export class UpstreamSession {
       if (lost) await this.reset(live);
       const again = refused || isNeverSent(err) || (idempotent && lost);
       if (!again) throw err;
-      const next = await this.connect(retry());
+      const next = await this.connect(o, retry());
       return this.scoped(o, () => fn(next));
     }
   }
@@ -306,16 +310,18 @@ export class UpstreamSession {
    * notifications/initialized, any fallback) by the timeout of the request that started it
    * (SPEC §10). Each caller waits at most its own timeout and stops waiting when its signal
    * fires, so a server that stalls the set-up holds no caller (nor its concurrency slot); the
-   * set-up goes on for the others within its own bound.
+   * set-up goes on for the others within its own bound. `wait` (default `o`) bounds only this
+   * caller's wait: what a retried call has left of its own timeout, while the set-up it may start
+   * keeps the full bound, for the callers that join it.
    */
-  connect(o: RequestOpts = { timeoutMs: 30_000 }): Promise<Live> {
+  connect(o: RequestOpts = { timeoutMs: 30_000 }, wait: RequestOpts = o): Promise<Live> {
     if (this.closed) return Promise.reject(new Error('session closed'));
     if (this.live) return Promise.resolve(this.live);
     if (o.signal?.aborted) return Promise.reject(asSdkError(o.signal.reason));
     if (!this.connecting) {
       this.connecting = this.open(Date.now() + o.timeoutMs).finally(() => (this.connecting = undefined));
     }
-    return waitWithin(this.connecting, o);
+    return waitWithin(this.connecting, wait);
   }
 
   /** Sets up a connection by `deadline` (ms since the epoch), each attempt within what is left. */
