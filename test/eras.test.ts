@@ -99,6 +99,17 @@ describe('a 2026-07-28 tool whose argument is mirrored into a header (SEP-2243 x
       hs.headersUndeclared = false;
     };
 
+    it('a tool whose x-mcp-header declaration is invalid is withheld and named in status (SEP-2243: a client excludes it)', async () => {
+      b = await startBroker({ servers: [record('up', hs.url('headers'), { protocol: '2026-07-28' })] });
+      const names = (await list(b)).body.tools.map((t: { name: string }) => t.name);
+      expect(names).toContain('regional');
+      expect(names).not.toContain('badheader');
+      expect((await status(b)).unsupported_tools).toEqual([{ name: 'badheader', reason: expect.stringMatching(/invalid x-mcp-header/) }]);
+      const at = seen().length;
+      expect((await call(b, 'badheader', { x: 1 })).body).toMatchObject({ status: 'failed', error: { code: -32602 } });
+      expect(seen().slice(at)).not.toContain('tools/call');
+    });
+
     it('the listing teaches every header-declaring tool: each call goes out mirrored at once, never refused', async () => {
       b = await startBroker({ servers: [record('up', hs.url('headers'), { protocol: '2026-07-28' })] });
       await list(b);

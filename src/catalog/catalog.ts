@@ -4,6 +4,8 @@ import type { ServerRecord } from '../config/serverRecord.js';
 import type { RegistryStore } from '../registry/store.js';
 import { classifyUpstreamError, MAX_REASON_CHARS, stripQueries } from '../mcp/failure.js';
 import type { Upstreams, UpstreamTarget } from '../mcp/upstreams.js';
+import { headerDeclarations } from '../mcp/paramHeaders.js';
+import type { Era } from '../mcp/session.js';
 import { canonicalSha256 } from '../util/ids.js';
 import { mergeSecrets, scrub, scrubJson, scrubWith, type Secrets } from '../util/scrub.js';
 
@@ -57,7 +59,11 @@ export interface ServerStatus {
  * Why a tool cannot be offered through the broker, which declares no client capabilities
  * (no sampling, elicitation, roots) and runs no tasks; undefined when it can.
  */
-export function unsupportedReason(t: Tool): string | undefined {
+export function unsupportedReason(t: Tool, era?: Era): string | undefined {
+  // SEP-2243: a 2026-07-28 client excludes a tool whose x-mcp-header declarations are invalid.
+  if (era === 'modern' && headerDeclarations(t.inputSchema) === undefined) {
+    return 'declares invalid x-mcp-header arguments (SEP-2243: a primitive-typed property reached through properties only, a token name, unique regardless of case)';
+  }
   const exec = (t as { execution?: { taskSupport?: unknown } }).execution;
   if (exec?.taskSupport === 'required') return 'requires task-based execution (execution.taskSupport "required"), which the broker does not offer';
   const meta = (t as { _meta?: Record<string, unknown> })._meta;
@@ -245,7 +251,7 @@ export class Catalog {
       // A server may echo the credentials it was sent into its definitions: what is kept (and
       // shown) is scrubbed for this credential set; the pin is of what the server sent.
       const tool = secrets.length ? scrubJson(upstream, secrets) : upstream;
-      const unsupported = unsupportedReason(tool);
+      const unsupported = unsupportedReason(tool, raw.era);
       if (unsupported) st.unsupported.set(tool.name, unsupported);
       return { tool, hash: toolHash(upstream), readOnly: tool.annotations?.readOnlyHint === true, changed: false, ...(unsupported ? { unsupported } : {}) };
     });

@@ -51,6 +51,8 @@ export interface ToolList {
   ttlMs?: number;
   /** Size of the definitions as JSON. */
   bytes: number;
+  /** The era of the connection that listed them (listTools). */
+  era?: Era;
 }
 
 /** A listing over its bounds (all pages together): it fails whole, nothing is kept. */
@@ -181,7 +183,7 @@ export class UpstreamSession {
       const listing = await walkListing(live.client, o, bounds);
       // What this connection now knows of SEP-2243 declarations: its calls of those tools go out mirrored.
       if (live.era === 'modern' && live.toolsGeneration === generation) live.mirrored = mirroredOf(listing.tools);
-      return listing;
+      return { ...listing, era: live.era };
     });
   }
 

@@ -94,11 +94,14 @@ describe('status texts and unsupported tools', () => {
     expect(statusText(new ProtocolError(-32603, message), secrets)).not.toContain('TTTTTTTTTT');
   });
   it.each([
-    [{ name: 'a', inputSchema: { type: 'object' }, execution: { taskSupport: 'required' } }, /task-based execution/],
-    [{ name: 'b', inputSchema: { type: 'object' }, execution: { taskSupport: 'optional' } }, undefined],
-    [{ name: 'c', inputSchema: { type: 'object' } }, undefined],
-  ])('%j', (tool, reason) => {
-    const r = unsupportedReason(tool as never);
+    [{ name: 'a', inputSchema: { type: 'object' }, execution: { taskSupport: 'required' } }, /task-based execution/, undefined],
+    [{ name: 'b', inputSchema: { type: 'object' }, execution: { taskSupport: 'optional' } }, undefined, undefined],
+    [{ name: 'c', inputSchema: { type: 'object' } }, undefined, undefined],
+    [{ name: 'd', inputSchema: { type: 'object', properties: { x: { type: 'number', 'x-mcp-header': 'X' } } } }, /invalid x-mcp-header/, 'modern'],
+    [{ name: 'e', inputSchema: { type: 'object', properties: { x: { type: 'number', 'x-mcp-header': 'X' } } } }, undefined, 'legacy'],
+    [{ name: 'f', inputSchema: { type: 'object', properties: { x: { type: 'string', 'x-mcp-header': 'X' } } } }, undefined, 'modern'],
+  ] as const)('%j (%s, %s)', (tool, reason, era) => {
+    const r = unsupportedReason(tool as never, era);
     if (reason) expect(r).toMatch(reason);
     else expect(r).toBeUndefined();
   });
