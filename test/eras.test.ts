@@ -141,6 +141,17 @@ describe('a 2026-07-28 tool whose argument is mirrored into a header (SEP-2243 x
       expect({ ...after, id: before.id }).toEqual(before);
     });
 
+    it('a listing the server said changed while it ran does not set the declarations: the call learns them from its own walk', async () => {
+      b = await startBroker({ servers: [record('up', hs.url('headers_notify'), { protocol: '2026-07-28' })] });
+      expect((await list(b)).status).toBe(200);
+      const sent = () => hs.seen.headers_notify ?? [];
+      const at = sent().length;
+      expect((await call(b, 'regional', { region: 'eu' })).body).toMatchObject({ status: 'completed', output: 'called regional' });
+      // The catalog lists again (the stale listing was not kept), that listing is told of a change
+      // too, so the call goes out unmirrored, is refused, walks and is sent mirrored.
+      expect(sent().slice(at)).toEqual(['tools/list', 'tools/call', 'tools/list', 'tools/call']);
+    });
+
     it('the call’s timeout bounds it whole: a HeaderMismatch’s listing walk and second send get only what is left of it', async () => {
       // One tool per page, 400 ms each: every page is within call_timeout_ms, the walk (2 s) is not.
       b = await startBroker({ servers: [record('up', hs.url('headers_slow'), { protocol: '2026-07-28', call_timeout_ms: 1000 })] });
