@@ -7,7 +7,8 @@ import { SdkError, SdkErrorCode } from '@modelcontextprotocol/client';
  * performance.now() values.
  */
 
-const timedOut = (timeoutMs: number) => new SdkError(SdkErrorCode.RequestTimeout, 'Request timed out', { timeout: timeoutMs });
+/** How a request that ran out of time fails (as the SDK Client fails its own). */
+export const timedOut = (timeoutMs: number): SdkError => new SdkError(SdkErrorCode.RequestTimeout, 'Request timed out', { timeout: timeoutMs });
 
 /** Time left before `until`, as a request timeout (at least 1 ms); RequestTimeout at once when nothing is left. */
 export function remaining(until: number, timeoutMs: number): number {

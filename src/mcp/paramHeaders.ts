@@ -1,3 +1,5 @@
+import type { Tool } from '@modelcontextprotocol/client';
+
 /**
  * SEP-2243 (2026-07-28 Streamable HTTP, "Schema Extension"): a tool's `x-mcp-header`
  * declarations and the `Mcp-Param-*` headers of one call, so every 2026-07-28 call stays on the
@@ -91,4 +93,23 @@ export function paramHeaders(declarations: readonly HeaderDeclaration[], args: R
     if (text !== undefined) out[`Mcp-Param-${d.name}`] = encode(text);
   }
   return out;
+}
+
+/** One header-declaring tool: its declarations (what callTool2026 mirrors) and, for Client.callTool, its definition. */
+export interface Mirrored {
+  declarations: HeaderDeclaration[];
+  /** Without outputSchema: with one the Client would also check this tool's results (no other call here is). */
+  tool: Tool;
+}
+
+/** The tools of a listing that declare valid SEP-2243 headers (invalid declarations: none mirrored, as the SDK does). */
+export function mirroredOf(tools: readonly Tool[]): Map<string, Mirrored> {
+  const m = new Map<string, Mirrored>();
+  for (const t of tools) {
+    const declarations = headerDeclarations(t.inputSchema);
+    if (!declarations?.length) continue;
+    const { outputSchema: _checked, ...tool } = t;
+    m.set(t.name, { declarations, tool: tool as Tool });
+  }
+  return m;
 }

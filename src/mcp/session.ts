@@ -2,7 +2,7 @@ import { Client, SdkError, SdkErrorCode, SdkHttpError, SseError, type CallToolRe
 import { requestScope } from './fetch.js';
 import { UndiciTransport, asSdkError } from './undiciTransport.js';
 import { remaining, untilSignal } from './callDeadline.js';
-import { headerDeclarations, paramHeaders, type HeaderDeclaration } from './paramHeaders.js';
+import { mirroredOf, paramHeaders, type Mirrored } from './paramHeaders.js';
 import { callToolResult } from './callResult.js';
 import { BrokerClient, callTool2026, isHeaderMismatch } from './modernCall.js';
 import { createTransport, type TransportKind, type TransportTarget } from './transport.js';
@@ -137,25 +137,6 @@ async function walkListing(client: Client, o: RequestOpts, bounds: ListingBounds
   return { tools, ttlMs, bytes };
 }
 
-/** One header-declaring tool: its declarations (what callTool2026 mirrors) and, for Client.callTool, its definition. */
-interface Mirrored {
-  declarations: HeaderDeclaration[];
-  /** Without outputSchema: with one the Client would also check this tool's results (no other call here is). */
-  tool: Tool;
-}
-
-/** The tools of a listing that declare valid SEP-2243 headers (invalid declarations: none mirrored, as the SDK does). */
-function mirroredOf(tools: readonly Tool[]): Map<string, Mirrored> {
-  const m = new Map<string, Mirrored>();
-  for (const t of tools) {
-    const declarations = headerDeclarations(t.inputSchema);
-    if (!declarations?.length) continue;
-    const { outputSchema: _checked, ...tool } = t;
-    m.set(t.name, { declarations, tool: tool as Tool });
-  }
-  return m;
-}
-
 /** Why a request scope's signal fires when the request is over: one AbortError, built once (see scoped()). */
 const SCOPE_ENDED = new DOMException('The request scope ended.', 'AbortError');
 
@@ -213,15 +194,14 @@ export class UpstreamSession {
       false,
       o,
       async (live) => {
-        until ??= performance.now() + o.timeoutMs;
+        const at = (until ??= performance.now() + o.timeoutMs);
         const { client, transport, era } = live;
         const params = { name, arguments: args };
         if (transport instanceof UndiciTransport && era === 'legacy') {
-          return callToolResult(await transport.rpc('tools/call', params, { timeoutMs: remaining(until, o.timeoutMs), signal: o.signal }));
+          return callToolResult(await transport.rpc('tools/call', params, { timeoutMs: remaining(at, o.timeoutMs), signal: o.signal }));
         }
         const envelope = transport instanceof UndiciTransport ? transport.envelope : undefined;
         const known = live.mirrored?.get(name);
-        const at = until;
         // The SDK's transport (or no envelope yet): the Client's own call, always with a definition
         // — the declarations' where known — so it mirrors from that and never from (nor into) its
         // listing cache, and leaves a HeaderMismatch to the branch below.
@@ -236,7 +216,7 @@ export class UpstreamSession {
           const generation = live.toolsGeneration;
           let tools: Tool[];
           try {
-            tools = (await walkListing(client, o, bounds, until)).tools;
+            tools = (await walkListing(client, o, bounds, at)).tools;
           } catch (walkErr) {
             // Out of time (or the caller went away: the SDK reports that as a timeout too) is the
             // call's outcome; any other failure of the walk leaves the server's refusal as the answer.

@@ -12,6 +12,7 @@ import {
   type Transport,
   type TransportSendOptions,
 } from '@modelcontextprotocol/client';
+import { timedOut } from './callDeadline.js';
 import { ProbeNotAnswered, RESPONSE_TOO_LARGE, requestScope } from './fetch.js';
 import { SseParser, type SseEvent } from './sseParser.js';
 
@@ -351,7 +352,7 @@ export class UndiciTransport implements Transport {
       };
       const onAbort = () => cancel(signal!.reason);
       this.own.set(id, settle);
-      timer = setTimeout(() => cancel(new SdkError(SdkErrorCode.RequestTimeout, 'Request timed out', { timeout: o.timeoutMs })), o.timeoutMs);
+      timer = setTimeout(() => cancel(timedOut(o.timeoutMs)), o.timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.send({ jsonrpc: '2.0', id, method, params } as JSONRPCMessage, o.headers ? { headers: o.headers } : undefined).catch((err: Error) => settle(err));
     });
