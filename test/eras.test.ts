@@ -170,6 +170,25 @@ describe('a 2026-07-28 tool whose argument is mirrored into a header (SEP-2243 x
       expect(took).toBeLessThan(1000 + 500);
     });
 
+    it('calls refused together share one listing walk (single flight), not one walk each', async () => {
+      // One tool per page, 400 ms each: the walk takes seconds, so every refusal lands while it runs.
+      b = await startBroker({ servers: [record('up', hs.url('headers_slow'), { protocol: '2026-07-28', call_timeout_ms: 8000 })] });
+      const sent = () => hs.seen.headers_slow ?? [];
+      let at = sent().length;
+      hs.headersUndeclared = true;
+      expect((await list(b)).status).toBe(200);
+      hs.headersUndeclared = false;
+      const pages = sent().slice(at).filter((m) => m === 'tools/list').length;
+      expect(pages).toBeGreaterThan(1);
+      at = sent().length;
+      const rs = await Promise.all([1, 2, 3, 4].map(() => call(b, 'regional', { region: 'eu' })));
+      for (const r of rs) expect(r.body).toMatchObject({ status: 'completed', output: 'called regional' });
+      const after = sent().slice(at);
+      // Four refused sends, one walk (not four), four mirrored sends.
+      expect(after.filter((m) => m === 'tools/call')).toHaveLength(8);
+      expect(after.filter((m) => m === 'tools/list')).toHaveLength(pages);
+    });
+
     it.each(['rounds', 'rounds_zoned'])('the call’s timeout bounds an input_required flow whole, every round included (%s)', async (name) => {
       b = await startBroker({ servers: [record('up', hs.url('headers'), { protocol: '2026-07-28', call_timeout_ms: 1000 })] });
       await list(b);

@@ -101,6 +101,8 @@ interface Live {
   mirrored?: Map<string, Mirrored>;
   /** Bumped by the server's tools/list_changed: a listing begun before it does not set `mirrored`. */
   toolsGeneration: number;
+  /** The HeaderMismatch walk under way (single flight): calls refused meanwhile join it. */
+  learning?: { generation: number; done: Promise<Map<string, Mirrored>> };
 }
 
 /** Bounds for a listing walked outside the catalog (callTool's HeaderMismatch), when none were given. */
@@ -135,6 +137,45 @@ async function walkListing(client: Client, o: RequestOpts, bounds: ListingBounds
   }
   if (cursor) throw new ListingTooLargeError(`over ${bounds.maxPages} pages`);
   return { tools, ttlMs, bytes };
+}
+
+/**
+ * The SEP-2243 declarations of the connection's tools, from one walk of its listing however
+ * many calls were refused with HeaderMismatch meanwhile (a server that added declarations
+ * refuses every call in flight at once). The walk belongs to no caller: it has its own bound
+ * (`timeoutMs` from its start, no caller's signal), and each caller waits for it only as long
+ * as its own deadline allows (joinBy). A listing begun before the server's tools/list_changed
+ * does not set `mirrored`, and a later refusal starts a new walk.
+ */
+function learnHeaders(live: Live, timeoutMs: number, bounds: ListingBounds): Promise<Map<string, Mirrored>> {
+  const generation = live.toolsGeneration;
+  if (live.learning?.generation === generation) return live.learning.done;
+  const done = walkListing(live.client, { timeoutMs }, bounds, performance.now() + timeoutMs).then((listing) => {
+    const learnt = mirroredOf(listing.tools);
+    if (live.toolsGeneration === generation) live.mirrored = learnt;
+    return learnt;
+  });
+  const learning = (live.learning = { generation, done });
+  const settle = () => {
+    if (live.learning === learning) live.learning = undefined;
+  };
+  done.then(settle, settle);
+  return done;
+}
+
+/** `p`, or the call's RequestTimeout at `until`, or the caller's own abort reason, whichever comes first. */
+async function joinBy<T>(p: Promise<T>, until: number, timeoutMs: number, signal?: AbortSignal): Promise<T> {
+  const bound = untilSignal(until, timeoutMs, signal);
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      const abort = () => reject(bound.signal.reason);
+      if (bound.signal.aborted) return abort();
+      bound.signal.addEventListener('abort', abort, { once: true });
+      p.then(resolve, reject);
+    });
+  } finally {
+    bound.clear();
+  }
 }
 
 /** Why a request scope's signal fires when the request is over: one AbortError, built once (see scoped()). */
@@ -182,7 +223,8 @@ export class UpstreamSession {
    * tool's results against output schemas). A listing the broker holds can predate the
    * connection or the server's change: the server then answers HeaderMismatch, before the tool
    * runs, and the call walks the listing once (the broker's bounds) and is sent once more with
-   * what it learned. At most two sends and one walk per call on one connection.
+   * what it learned. At most two sends and one walk per call on one connection; calls refused
+   * while a walk is under way join it (learnHeaders).
    *
    * The call's timeout bounds it whole: a retry on a new connection (its set-up included), the
    * walk, the second send and every round of an `input_required` flow get what is left of it.
@@ -213,18 +255,15 @@ export class UpstreamSession {
           return await send(known);
         } catch (err) {
           if (!isHeaderMismatch(err)) throw err;
-          const generation = live.toolsGeneration;
-          let tools: Tool[];
+          let learnt: Map<string, Mirrored>;
           try {
-            tools = (await walkListing(client, o, bounds, at)).tools;
+            learnt = await joinBy(learnHeaders(live, o.timeoutMs, bounds), at, o.timeoutMs, o.signal);
           } catch (walkErr) {
-            // Out of time (or the caller went away: the SDK reports that as a timeout too) is the
-            // call's outcome; any other failure of the walk leaves the server's refusal as the answer.
+            // Out of time is the call's outcome; any other failure of the walk (or the caller gone)
+            // leaves the server's refusal as the answer.
             if (walkErr instanceof SdkError && walkErr.code === SdkErrorCode.RequestTimeout) throw walkErr;
             throw err;
           }
-          const learnt = mirroredOf(tools);
-          if (live.toolsGeneration === generation) live.mirrored = learnt;
           const now = learnt.get(name);
           // Nothing new to mirror: sending again would only be refused again.
           if (JSON.stringify(now?.declarations ?? []) === JSON.stringify(known?.declarations ?? [])) throw err;
