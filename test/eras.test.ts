@@ -1,6 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ADMIN, record, startBroker, type TestBroker } from './fixtures/broker.js';
+import { ADMIN, KEY_A, record, startBroker, type TestBroker } from './fixtures/broker.js';
 import { startHostileServer, type HostileServer } from './fixtures/hostileUpstream.js';
 import { startMcpFixture } from './fixtures/mcpServer.js';
 import { startV2Server, type V2Fixture, type V2Mode } from './fixtures/v2Server.js';
@@ -187,6 +187,32 @@ describe('a 2026-07-28 tool whose argument is mirrored into a header (SEP-2243 x
       // Four refused sends, one walk (not four), four mirrored sends.
       expect(after.filter((m) => m === 'tools/call')).toHaveLength(8);
       expect(after.filter((m) => m === 'tools/list')).toHaveLength(pages);
+    });
+
+    it('the call that started a shared walk can leave: the others still learn from it and complete', async () => {
+      b = await startBroker({ servers: [record('up', hs.url('headers_slow'), { protocol: '2026-07-28', call_timeout_ms: 8000 })] });
+      hs.headersUndeclared = true;
+      expect((await list(b)).status).toBe(200);
+      hs.headersUndeclared = false;
+      const at = (hs.seen.headers_slow ?? []).length;
+      // The first call is refused, starts the walk, and its client goes away half a second in.
+      const ac = new AbortController();
+      const first = fetch(`${b.url}/v1/mcp/call`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ tool, name: 'regional', arguments: { region: 'eu' } }),
+        signal: ac.signal,
+      }).catch((e: Error) => e);
+      while (!(hs.seen.headers_slow ?? []).slice(at).includes('tools/list')) await new Promise((r) => setTimeout(r, 20));
+      const second = call(b, 'zoned', { zone: 'z1' });
+      await new Promise((r) => setTimeout(r, 500));
+      ac.abort();
+      expect(await first).toMatchObject({ name: 'AbortError' });
+      const t0 = performance.now();
+      expect((await second).body).toMatchObject({ status: 'completed', output: 'called zoned' });
+      // It finished with the walk (seconds), not at its own 8 s timeout.
+      expect(performance.now() - t0).toBeLessThan(6000);
+      expect((hs.seen.headers_slow ?? []).slice(at).filter((m) => m === 'tools/call')).toHaveLength(3);
     });
 
     it.each(['rounds', 'rounds_zoned'])('the call’s timeout bounds an input_required flow whole, every round included (%s)', async (name) => {

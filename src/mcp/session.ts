@@ -102,7 +102,16 @@ interface Live {
   /** Bumped by the server's tools/list_changed: a listing begun before it does not set `mirrored`. */
   toolsGeneration: number;
   /** The HeaderMismatch walk under way (single flight): calls refused meanwhile join it. */
-  learning?: { generation: number; done: Promise<Map<string, Mirrored>> };
+  learning?: Learning;
+}
+
+interface Learning {
+  generation: number;
+  done: Promise<Map<string, Mirrored>>;
+  /** Ends the walk's own request scope (its HTTP requests). */
+  ac: AbortController;
+  /** Callers waiting for it. */
+  waiting: number;
 }
 
 /** Bounds for a listing walked outside the catalog (callTool's HeaderMismatch), when none were given. */
@@ -142,39 +151,48 @@ async function walkListing(client: Client, o: RequestOpts, bounds: ListingBounds
 /**
  * The SEP-2243 declarations of the connection's tools, from one walk of its listing however
  * many calls were refused with HeaderMismatch meanwhile (a server that added declarations
- * refuses every call in flight at once). The walk belongs to no caller: it has its own bound
- * (`timeoutMs` from its start, no caller's signal), and each caller waits for it only as long
- * as its own deadline allows (joinBy). A listing begun before the server's tools/list_changed
- * does not set `mirrored`, and a later refusal starts a new walk.
+ * refuses every call in flight at once). The walk belongs to none of them: it runs in its own
+ * request scope (so the caller that started it can leave without ending it), bounded by
+ * `timeoutMs` from its start, and is aborted when the last caller waiting for it has left.
+ * Each caller waits only as long as its own deadline and signal allow. A listing begun before
+ * the server's tools/list_changed does not set `mirrored`, and a later refusal starts a new walk.
  */
-function learnHeaders(live: Live, timeoutMs: number, bounds: ListingBounds): Promise<Map<string, Mirrored>> {
+async function learnHeaders(live: Live, timeoutMs: number, bounds: ListingBounds, until: number, signal?: AbortSignal): Promise<Map<string, Mirrored>> {
   const generation = live.toolsGeneration;
-  if (live.learning?.generation === generation) return live.learning.done;
-  const done = walkListing(live.client, { timeoutMs }, bounds, performance.now() + timeoutMs).then((listing) => {
-    const learnt = mirroredOf(listing.tools);
-    if (live.toolsGeneration === generation) live.mirrored = learnt;
-    return learnt;
-  });
-  const learning = (live.learning = { generation, done });
-  const settle = () => {
-    if (live.learning === learning) live.learning = undefined;
-  };
-  done.then(settle, settle);
-  return done;
-}
-
-/** `p`, or the call's RequestTimeout at `until`, or the caller's own abort reason, whichever comes first. */
-async function joinBy<T>(p: Promise<T>, until: number, timeoutMs: number, signal?: AbortSignal): Promise<T> {
+  let w = live.learning;
+  if (w?.generation !== generation) {
+    const ac = new AbortController();
+    const done = requestScope
+      .run(ac.signal, () => walkListing(live.client, { timeoutMs, signal: ac.signal }, bounds, performance.now() + timeoutMs))
+      .then((listing) => {
+        const learnt = mirroredOf(listing.tools);
+        if (live.toolsGeneration === generation) live.mirrored = learnt;
+        return learnt;
+      });
+    const started: Learning = (w = live.learning = { generation, done, ac, waiting: 0 });
+    const settle = () => {
+      if (live.learning === started) live.learning = undefined;
+      ac.abort(SCOPE_ENDED);
+    };
+    done.then(settle, settle);
+  }
+  const joined = w;
+  joined.waiting++;
   const bound = untilSignal(until, timeoutMs, signal);
   try {
-    return await new Promise<T>((resolve, reject) => {
+    return await new Promise<Map<string, Mirrored>>((resolve, reject) => {
       const abort = () => reject(bound.signal.reason);
       if (bound.signal.aborted) return abort();
       bound.signal.addEventListener('abort', abort, { once: true });
-      p.then(resolve, reject);
+      joined.done.then(resolve, reject);
     });
   } finally {
     bound.clear();
+    // Nobody waits for it any more: no socket outlives its callers, and nobody joins a walk being ended.
+    if (--joined.waiting === 0 && !joined.ac.signal.aborted) {
+      if (live.learning === joined) live.learning = undefined;
+      joined.ac.abort(SCOPE_ENDED);
+    }
   }
 }
 
@@ -223,8 +241,8 @@ export class UpstreamSession {
    * tool's results against output schemas). A listing the broker holds can predate the
    * connection or the server's change: the server then answers HeaderMismatch, before the tool
    * runs, and the call walks the listing once (the broker's bounds) and is sent once more with
-   * what it learned. At most two sends and one walk per call on one connection; calls refused
-   * while a walk is under way join it (learnHeaders).
+   * what it learned. At most two sends per call on one connection; calls refused while a walk
+   * is under way join it (learnHeaders).
    *
    * The call's timeout bounds it whole: a retry on a new connection (its set-up included), the
    * walk, the second send and every round of an `input_required` flow get what is left of it.
@@ -255,14 +273,19 @@ export class UpstreamSession {
           return await send(known);
         } catch (err) {
           if (!isHeaderMismatch(err)) throw err;
-          let learnt: Map<string, Mirrored>;
-          try {
-            learnt = await joinBy(learnHeaders(live, o.timeoutMs, bounds), at, o.timeoutMs, o.signal);
-          } catch (walkErr) {
-            // Out of time is the call's outcome; any other failure of the walk (or the caller gone)
-            // leaves the server's refusal as the answer.
-            if (walkErr instanceof SdkError && walkErr.code === SdkErrorCode.RequestTimeout) throw walkErr;
-            throw err;
+          let learnt: Map<string, Mirrored> | undefined;
+          for (let joins = 0; !learnt; joins++) {
+            try {
+              learnt = await learnHeaders(live, o.timeoutMs, bounds, at, o.signal);
+            } catch (walkErr) {
+              // Out of time is the call's outcome; any other failure of the walk (or the caller
+              // gone) leaves the server's refusal as the answer. A walk joined late can run out of
+              // its own time before the call's: the call then walks once more with what it has left
+              // (remaining() throws the call's timeout when nothing is).
+              if (!(walkErr instanceof SdkError && walkErr.code === SdkErrorCode.RequestTimeout)) throw err;
+              if (joins > 0) throw walkErr;
+              remaining(at, o.timeoutMs);
+            }
           }
           const now = learnt.get(name);
           // Nothing new to mirror: sending again would only be refused again.
