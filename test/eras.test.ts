@@ -205,7 +205,9 @@ describe('a 2026-07-28 tool whose argument is mirrored into a header (SEP-2243 x
       }).catch((e: Error) => e);
       while (!(hs.seen.headers_slow ?? []).slice(at).includes('tools/list')) await new Promise((r) => setTimeout(r, 20));
       const second = call(b, 'zoned', { zone: 'z1' });
-      await new Promise((r) => setTimeout(r, 500));
+      // The second call has been refused and joined the walk when its own tools/call is seen.
+      while ((hs.seen.headers_slow ?? []).slice(at).filter((m) => m === 'tools/call').length < 2) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 100));
       ac.abort();
       expect(await first).toMatchObject({ name: 'AbortError' });
       const t0 = performance.now();

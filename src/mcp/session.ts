@@ -1,7 +1,7 @@
 import { Client, SdkError, SdkErrorCode, SdkHttpError, SseError, type CallToolResult, type Tool, type Transport, type VersionNegotiationOptions } from '@modelcontextprotocol/client';
 import { requestScope } from './fetch.js';
 import { UndiciTransport, asSdkError } from './undiciTransport.js';
-import { remaining, untilSignal } from './callDeadline.js';
+import { remaining, timedOut, untilSignal } from './callDeadline.js';
 import { mirroredOf, paramHeaders, type Mirrored } from './paramHeaders.js';
 import { callToolResult } from './callResult.js';
 import { BrokerClient, callTool2026, isHeaderMismatch } from './modernCall.js';
@@ -158,6 +158,9 @@ async function walkListing(client: Client, o: RequestOpts, bounds: ListingBounds
  * the server's tools/list_changed does not set `mirrored`, and a later refusal starts a new walk.
  */
 async function learnHeaders(live: Live, timeoutMs: number, bounds: ListingBounds, until: number, signal?: AbortSignal): Promise<Map<string, Mirrored>> {
+  // A caller that cannot wait starts nothing.
+  if (signal?.aborted) throw new CallerLeft(signal.reason);
+  if (until - performance.now() <= 0) throw new CallerLeft(timedOut(timeoutMs));
   const generation = live.toolsGeneration;
   let w = live.learning;
   if (w?.generation !== generation) {
@@ -181,7 +184,7 @@ async function learnHeaders(live: Live, timeoutMs: number, bounds: ListingBounds
   const bound = untilSignal(until, timeoutMs, signal);
   try {
     return await new Promise<Map<string, Mirrored>>((resolve, reject) => {
-      const abort = () => reject(bound.signal.reason);
+      const abort = () => reject(new CallerLeft(bound.signal.reason));
       if (bound.signal.aborted) return abort();
       bound.signal.addEventListener('abort', abort, { once: true });
       joined.done.then(resolve, reject);
@@ -194,6 +197,14 @@ async function learnHeaders(live: Live, timeoutMs: number, bounds: ListingBounds
       joined.ac.abort(SCOPE_ENDED);
     }
   }
+}
+
+/**
+ * learnHeaders' caller stopped waiting (its deadline or its signal): told apart from the walk's
+ * own failures, which an aborted walk (nobody waiting) reports as a RequestTimeout too.
+ */
+class CallerLeft {
+  constructor(readonly reason: unknown) {}
 }
 
 /** Why a request scope's signal fires when the request is over: one AbortError, built once (see scoped()). */
@@ -278,13 +289,13 @@ export class UpstreamSession {
             try {
               learnt = await learnHeaders(live, o.timeoutMs, bounds, at, o.signal);
             } catch (walkErr) {
-              // Out of time is the call's outcome; any other failure of the walk (or the caller
-              // gone) leaves the server's refusal as the answer. A walk joined late can run out of
-              // its own time before the call's: the call then walks once more with what it has left
-              // (remaining() throws the call's timeout when nothing is).
-              if (!(walkErr instanceof SdkError && walkErr.code === SdkErrorCode.RequestTimeout)) throw err;
+              // Out of time is the call's outcome; the caller gone, or any other failure of the
+              // walk, leaves the server's refusal as the answer. A walk joined late can run out of
+              // its own time before the call's: the call then walks once more with what it has left.
+              const isTimeout = (e: unknown) => e instanceof SdkError && e.code === SdkErrorCode.RequestTimeout;
+              if (walkErr instanceof CallerLeft) throw isTimeout(walkErr.reason) ? walkErr.reason : err;
+              if (!isTimeout(walkErr)) throw err;
               if (joins > 0) throw walkErr;
-              remaining(at, o.timeoutMs);
             }
           }
           const now = learnt.get(name);
